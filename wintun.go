@@ -1,0 +1,221 @@
+// Package wintun is Wintun's API in Go: a layer 3 TUN adapter whose packets move
+// between the application and the kernel in bundles, over a pair of shared rings.
+//
+// An Adapter is a virtual network card that carries IPv4 and IPv6 packets, with no
+// Ethernet emulation. A Session attached to it holds two rings: ReceivePacket hands out
+// the packets the operating system sent through the adapter, as slices into the ring,
+// until ReleaseReceivePacket gives their space back; AllocateSendPacket reserves ring
+// space for a packet that the operating system will receive once SendPacket commits it.
+// The kernel side of the rings runs in background goroutines, so none of the six
+// session calls makes a system call.
+//
+// On Linux an adapter is a multiqueue tun device (IFF_TUN, IFF_NO_PI) and every session
+// is one of its queues; see the README for how Wintun's notions map onto Linux.
+package wintun
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+)
+
+const (
+	// PacketSizeMax is the largest packet a session carries, in bytes.
+	PacketSizeMax = 0xFFFF
+	// RingCapacityMin is the smallest ring capacity StartSession accepts (128 KiB).
+	RingCapacityMin = 0x20000
+	// RingCapacityMax is the largest ring capacity StartSession accepts (64 MiB).
+	RingCapacityMax = 0x4000000
+)
+
+var (
+	// ErrNoMoreItems is returned by ReceivePacket when the ring holds no packet now;
+	// wait on ReadWaitEvent and try again.
+	ErrNoMoreItems = errors.New("wintun: no more items")
+	// ErrBufferOverflow is returned by AllocateSendPacket when the ring has no room for
+	// the packet now; the caller drops the packet or retries later.
+	ErrBufferOverflow = errors.New("wintun: buffer overflow")
+	// ErrInvalidData reports a corrupt ring. It is fatal for the session.
+	ErrInvalidData = errors.New("wintun: invalid data")
+
+	// ErrSessionEnded is returned by the session calls after End. It satisfies
+	// errors.Is(err, io.EOF).
+	ErrSessionEnded error = &eofError{"wintun: session ended"}
+	// ErrAdapterGone is returned by the session calls once the adapter was removed
+	// (Close, `ip link del`, its network namespace destroyed). It satisfies
+	// errors.Is(err, io.EOF).
+	ErrAdapterGone error = &eofError{"wintun: adapter is going away"}
+)
+
+// eofError is an end-of-file condition with a more precise message; callers test for
+// it with errors.Is(err, io.EOF), as Wintun's ERROR_HANDLE_EOF.
+type eofError struct{ msg string }
+
+func (e *eofError) Error() string { return e.msg }
+func (e *eofError) Unwrap() error { return io.EOF }
+
+// GUID is an adapter's stable identity. Its bytes are in the order they are written in
+// String, as in RFC 9562.
+type GUID [16]byte
+
+// String returns the GUID in the 8-4-4-4-12 hexadecimal form, in lower case.
+func (g GUID) String() string {
+	var b [36]byte
+	hex.Encode(b[0:8], g[0:4])
+	b[8] = '-'
+	hex.Encode(b[9:13], g[4:6])
+	b[13] = '-'
+	hex.Encode(b[14:18], g[6:8])
+	b[18] = '-'
+	hex.Encode(b[19:23], g[8:10])
+	b[23] = '-'
+	hex.Encode(b[24:36], g[10:16])
+	return string(b[:])
+}
+
+// ParseGUID parses the 8-4-4-4-12 form, in either case, optionally in braces as
+// Windows writes it.
+func ParseGUID(s string) (GUID, error) {
+	var g GUID
+	t := s
+	if len(t) == 38 && t[0] == '{' && t[37] == '}' {
+		t = t[1:37]
+	}
+	if len(t) != 36 || t[8] != '-' || t[13] != '-' || t[18] != '-' || t[23] != '-' {
+		return g, fmt.Errorf("wintun: invalid GUID %q: want the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx", s)
+	}
+	h := t[0:8] + t[9:13] + t[14:18] + t[19:23] + t[24:36]
+	if _, err := hex.Decode(g[:], []byte(h)); err != nil {
+		return GUID{}, fmt.Errorf("wintun: invalid GUID %q: %w", s, err)
+	}
+	return g, nil
+}
+
+// newGUID returns a random (version 4) GUID.
+func newGUID() (GUID, error) {
+	var g GUID
+	if _, err := rand.Read(g[:]); err != nil {
+		return g, fmt.Errorf("wintun: random GUID: %w", err)
+	}
+	g[6] = g[6]&0x0f | 0x40
+	g[8] = g[8]&0x3f | 0x80
+	return g, nil
+}
+
+var logger atomic.Pointer[slog.Logger]
+
+// SetLogger sets the logger that receives the library's diagnostics (dropped packets'
+// causes, fallbacks, adapters that disappear). A nil logger turns logging off, which is
+// the default. SetLogger may be called at any time from any goroutine.
+func SetLogger(l *slog.Logger) { logger.Store(l) }
+
+func logWarn(msg string, args ...any) {
+	if l := logger.Load(); l != nil {
+		l.Warn(msg, args...)
+	}
+}
+
+func logInfo(msg string, args ...any) {
+	if l := logger.Load(); l != nil {
+		l.Info(msg, args...)
+	}
+}
+
+// Stats counts what crossed an adapter's sessions, from the application's point of
+// view: Receive is the direction of ReceivePacket (packets the operating system sent
+// out through the adapter), Send the direction of SendPacket.
+type Stats struct {
+	ReceivedPackets uint64 // handed to the application through the receive ring
+	ReceivedBytes   uint64
+	// ReceiveDropsRingFull counts packets from the kernel dropped because the
+	// application's receive ring had no room (it is not reading or not releasing).
+	ReceiveDropsRingFull uint64
+	ReceiveErrors        uint64 // failed reads from the kernel
+
+	SentPackets uint64 // accepted by the kernel
+	SentBytes   uint64
+	// SendDiscardsInvalid counts packets the application committed that are not IPv4
+	// (20 bytes or more, version 4) or IPv6 (40 bytes or more, version 6).
+	SendDiscardsInvalid uint64
+	SendErrors          uint64 // packets the kernel refused
+}
+
+// stats is the adapter-wide, concurrently updated form of Stats.
+type stats struct {
+	rxPackets, rxBytes, rxDropsFull, rxErrors           atomic.Uint64
+	txPackets, txBytes, txDiscardsInvalid, txErrorsKern atomic.Uint64
+}
+
+func (s *stats) snapshot() Stats {
+	return Stats{
+		ReceivedPackets:      s.rxPackets.Load(),
+		ReceivedBytes:        s.rxBytes.Load(),
+		ReceiveDropsRingFull: s.rxDropsFull.Load(),
+		ReceiveErrors:        s.rxErrors.Load(),
+		SentPackets:          s.txPackets.Load(),
+		SentBytes:            s.txBytes.Load(),
+		SendDiscardsInvalid:  s.txDiscardsInvalid.Load(),
+		SendErrors:           s.txErrorsKern.Load(),
+	}
+}
+
+// validPacket reports whether p is an IP packet the kernel should be given: IPv4 of at
+// least 20 bytes or IPv6 of at least 40, as Wintun's driver checks.
+func validPacket(p []byte) bool {
+	if len(p) == 0 {
+		return false
+	}
+	switch p[0] >> 4 {
+	case 4:
+		return len(p) >= 20
+	case 6:
+		return len(p) >= 40
+	}
+	return false
+}
+
+// checkCapacity validates a ring capacity as StartSession requires it.
+func checkCapacity(capacity uint32) error {
+	if capacity < RingCapacityMin || capacity > RingCapacityMax || capacity&(capacity-1) != 0 {
+		return fmt.Errorf("wintun: invalid ring capacity %#x: want a power of two from %#x to %#x",
+			capacity, RingCapacityMin, RingCapacityMax)
+	}
+	return nil
+}
+
+// checkName validates an interface name before any system call, with the kernel's own
+// rules (dev_valid_name) plus a refusal of '%', which would ask the kernel to pick
+// the name.
+func checkName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("wintun: empty adapter name")
+	case len(name) > 15:
+		return fmt.Errorf("wintun: adapter name %q is %d bytes long; Linux allows at most 15", name, len(name))
+	case name == "." || name == "..":
+		return fmt.Errorf("wintun: invalid adapter name %q", name)
+	}
+	for _, c := range []byte(name) {
+		if c == '/' || c == ':' || c == '%' || c <= ' ' || c == 0x7f {
+			return fmt.Errorf("wintun: adapter name %q has a character the kernel refuses (%q); use letters, digits, '-', '_' or '.'", name, c)
+		}
+	}
+	return nil
+}
+
+// checkTunnelType validates a tunnel type: 1 to 64 printable characters; it is stored
+// in the interface's alias next to the GUID.
+func checkTunnelType(t string) error {
+	if t == "" || len(t) > 64 {
+		return fmt.Errorf("wintun: tunnel type %q must be 1 to 64 bytes long", t)
+	}
+	if strings.ContainsFunc(t, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return fmt.Errorf("wintun: tunnel type %q has control characters", t)
+	}
+	return nil
+}
