@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -417,16 +416,18 @@ func Uninstall() error {
 	var busy []string
 	var errs []error
 	for _, l := range links {
-		if _, _, ok := parseAlias(l.Attrs().Alias); !ok || l.Type() != "tuntap" {
+		tun, ok := l.(*netlink.Tuntap)
+		if _, _, ours := parseAlias(l.Attrs().Alias); !ok || !ours {
 			continue
 		}
-		name := l.Attrs().Name
-		if !isPersistent(name) || attachedQueues(name) > 0 {
-			busy = append(busy, name)
+		// A tun device that is not persistent exists only while some process holds
+		// one of its fds; Queues counts the attached ones, of every process.
+		if tun.NonPersist || tun.Queues > 0 {
+			busy = append(busy, tun.Name)
 			continue
 		}
 		if err := netlink.LinkDel(l); err != nil {
-			errs = append(errs, fmt.Errorf("wintun: uninstall %q: %w", name, err))
+			errs = append(errs, fmt.Errorf("wintun: uninstall %q: %w", tun.Name, err))
 		}
 	}
 	if len(busy) > 0 {
@@ -435,40 +436,19 @@ func Uninstall() error {
 	return errors.Join(errs...)
 }
 
-// isPersistent reads the device's IFF_PERSIST flag. A tun device that is not
-// persistent exists only while some process holds one of its fds.
-func isPersistent(name string) bool {
-	b, err := os.ReadFile(filepath.Join("/sys/class/net", name, "tun_flags"))
-	if err != nil {
-		return false
-	}
-	v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 0, 32)
-	return err == nil && v&unix.IFF_PERSIST != 0
-}
-
-// attachedQueues counts the tun fds of all processes attached to the device name, from
-// the "iff:" line of /proc/*/fdinfo (detached fds show no name).
-func attachedQueues(name string) int {
-	infos, _ := filepath.Glob("/proc/[0-9]*/fdinfo/*")
-	n := 0
-	for _, f := range infos {
-		b, err := os.ReadFile(f)
-		if err == nil && strings.Contains(string(b), "iff:\t"+name+"\n") {
-			n++
-		}
-	}
-	return n
-}
-
 // RunningVersion returns the version of the kernel's tun driver as major<<16 | minor,
 // read with the ethtool driver-info call from a tun device of the caller's network
 // namespace, or from a temporary one when there is none.
 func RunningVersion() (uint32, error) {
 	name := ""
-	matches, _ := filepath.Glob("/sys/class/net/*/tun_flags")
-	if len(matches) > 0 {
-		name = filepath.Base(filepath.Dir(matches[0]))
-	} else {
+	links, _ := netlink.LinkList()
+	for _, l := range links {
+		if l.Type() == "tuntap" {
+			name = l.Attrs().Name
+			break
+		}
+	}
+	if name == "" {
 		fd, err := openQueue("", unix.IFF_TUN|unix.IFF_NO_PI, false)
 		if err != nil {
 			return 0, fmt.Errorf("wintun: tun driver not available: %w", err)

@@ -4,11 +4,16 @@ import (
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
+	"errors"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -209,4 +214,439 @@ func TestForwarderUDPNoLoss(t *testing.T) {
 	if st := a.Stats(); st.ReceiveDropsRingFull != 0 {
 		t.Errorf("ring-full drops with a load below capacity: %+v", st)
 	}
+}
+
+// waitEOF polls until every session call reports an io.EOF error, for at most limit.
+func waitEOF(t *testing.T, s *wintun.Session, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		_, rerr := s.ReceivePacket()
+		_, aerr := s.AllocateSendPacket(100)
+		if errors.Is(rerr, io.EOF) && errors.Is(aerr, io.EOF) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: ReceivePacket = %v, AllocateSendPacket = %v; want io.EOF errors", limit, rerr, aerr)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case _, ok := <-s.ReadWaitEvent():
+		if ok {
+			// a stale token may come first; the channel must be closed behind it
+			if _, ok = <-s.ReadWaitEvent(); ok {
+				t.Fatal("ReadWaitEvent not closed")
+			}
+		}
+	case <-time.After(time.Second):
+		t.Fatal("ReadWaitEvent not closed")
+	}
+	s.ReleaseReceivePacket(make([]byte, 10)) // harmless after the end
+	s.SendPacket(make([]byte, 10))
+}
+
+func TestAdapterDeletedUnderSession(t *testing.T) {
+	checkGoroutines(t)
+	ns := netns.ForTest(t)
+	var a *wintun.Adapter
+	var s *wintun.Session
+	if err := ns.Do(func() (err error) {
+		if a, err = wintun.CreateAdapter("wtdel", "Test", nil); err == nil {
+			s, err = a.StartSession(wintun.RingCapacityMin)
+		}
+		return
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Do(func() error { return a.Close() })
+	woken := make(chan bool)
+	go func() { // a reader that drains what the kernel sends (IPv6 router solicitations)
+		for range s.ReadWaitEvent() {
+			for p, err := s.ReceivePacket(); err == nil; p, err = s.ReceivePacket() {
+				s.ReleaseReceivePacket(p)
+			}
+		}
+		woken <- false
+	}()
+	time.Sleep(20 * time.Millisecond)
+	if err := ns.Do(func() error { return netlink.LinkDel(&netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: "wtdel"}}) }); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	select {
+	case ok := <-woken:
+		if ok {
+			t.Error("the waiting reader got a token instead of a closed channel")
+		}
+	case <-time.After(time.Second):
+		t.Fatal("a reader waiting on ReadWaitEvent was not woken within a second of the deletion")
+	}
+	waitEOF(t, s, time.Second-time.Since(start))
+	_, err := s.ReceivePacket()
+	if !errors.Is(err, wintun.ErrAdapterGone) {
+		t.Errorf("cause = %v, want ErrAdapterGone", err)
+	}
+	s.End()
+	s.End()
+	if _, err := a.StartSession(wintun.RingCapacityMin); !errors.Is(err, io.EOF) {
+		t.Errorf("StartSession on a deleted adapter: %v, want an io.EOF error", err)
+	}
+}
+
+func TestEndWhileReaderWaits(t *testing.T) {
+	checkGoroutines(t)
+	ns := netns.ForTest(t)
+	_, s := nsAdapter(t, ns, "wtend", wintun.RingCapacityMin)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				p, err := s.ReceivePacket()
+				if err == wintun.ErrNoMoreItems {
+					<-s.ReadWaitEvent()
+					continue
+				}
+				if err == nil { // the kernel's own IPv6 chatter
+					s.ReleaseReceivePacket(p)
+					continue
+				}
+				if !errors.Is(err, io.EOF) {
+					t.Errorf("ReceivePacket after End: %v", err)
+				}
+				return
+			}
+		}()
+	}
+	time.Sleep(20 * time.Millisecond)
+	s.End()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("readers still blocked a second after End")
+	}
+	waitEOF(t, s, 0)
+	if _, err := s.ReceivePacket(); !errors.Is(err, wintun.ErrSessionEnded) {
+		t.Errorf("cause = %v, want ErrSessionEnded", err)
+	}
+	s.End() // idempotent
+}
+
+func TestGarbageFromApplication(t *testing.T) {
+	ns := netns.ForTest(t)
+	a, s := nsAdapter(t, ns, "wtgarb", wintun.RingCapacityMin, "10.202.0.1/24")
+	local, remote := netip.MustParseAddr("10.202.0.2"), netip.MustParseAddr("10.202.0.1")
+	v4short := packet.Echo(local, remote, packet.EchoRequest4, 1, 1, nil)[:19]
+	v6short := make([]byte, 39)
+	v6short[0] = 0x60
+	badVersion := packet.Echo(local, remote, packet.EchoRequest4, 1, 1, nil)
+	badVersion[0] = 0x55
+	garbage := [][]byte{{0}, {0xff}, v4short, v6short, badVersion, bytes.Repeat([]byte{0x70}, 100)}
+	for i, g := range garbage {
+		send(t, s, g)
+		send(t, s, packet.Echo(local, remote, packet.EchoRequest4, 9, uint16(i), nil))
+		in := receive(t, s, 5*time.Second, func(in packet.Info) bool { return in.IsEchoReply() })
+		if in.Seq != uint16(i) {
+			t.Errorf("reply seq %d, want %d", in.Seq, i)
+		}
+	}
+	// The reply can overtake the writer's count of the request it answers.
+	st := a.Stats()
+	for deadline := time.Now().Add(time.Second); st.SentPackets < uint64(len(garbage)) && time.Now().Before(deadline); st = a.Stats() {
+		time.Sleep(time.Millisecond)
+	}
+	if st.SendDiscardsInvalid != uint64(len(garbage)) || st.SentPackets != uint64(len(garbage)) {
+		t.Errorf("stats %+v: want %d invalid discards and %d packets sent", st, len(garbage), len(garbage))
+	}
+	for _, size := range []int{0, -1, wintun.PacketSizeMax + 1} {
+		if _, err := s.AllocateSendPacket(size); err == nil {
+			t.Errorf("AllocateSendPacket(%d) accepted", size)
+		}
+	}
+}
+
+func TestSendRingFull(t *testing.T) {
+	ns := netns.ForTest(t)
+	_, s := nsAdapter(t, ns, "wtfull", wintun.RingCapacityMin)
+	// Allocations that are never committed hold the ring: it fills, and says so at once.
+	var held [][]byte
+	for {
+		p, err := s.AllocateSendPacket(1500)
+		if err == wintun.ErrBufferOverflow {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, p)
+	}
+	if n := len(held); n != wintun.RingCapacityMin/1504 {
+		t.Errorf("%d packets of 1500 bytes fit a %#x ring, want %d", n, wintun.RingCapacityMin, wintun.RingCapacityMin/1504)
+	}
+	v4 := packet.Echo(netip.MustParseAddr("10.9.9.9"), netip.MustParseAddr("10.9.9.8"), packet.EchoRequest4, 1, 1, make([]byte, 1472))
+	for _, p := range held {
+		copy(p, v4)
+		s.SendPacket(p)
+	}
+	// The writer drains them to the kernel; then the ring has room again.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		p, err := s.AllocateSendPacket(60000)
+		if err == nil {
+			copy(p, v4)
+			s.SendPacket(p)
+			break
+		}
+		if err != wintun.ErrBufferOverflow || time.Now().After(deadline) {
+			t.Fatalf("ring did not drain: %v", err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+func TestCarrierFollowsSessions(t *testing.T) {
+	ns := netns.ForTest(t)
+	carrier := func() bool {
+		var up bool
+		if err := ns.Do(func() error {
+			l, err := netlink.LinkByName("wtcar")
+			if err == nil {
+				up = l.Attrs().RawFlags&unix.IFF_LOWER_UP != 0
+			}
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return up
+	}
+	var a *wintun.Adapter
+	if err := ns.Do(func() (err error) { a, err = wintun.CreateAdapter("wtcar", "Test", nil); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Do(func() error { return a.Close() })
+	if carrier() {
+		t.Error("carrier on with no session")
+	}
+	var s1, s2 *wintun.Session
+	if err := ns.Do(func() (err error) {
+		if s1, err = a.StartSession(wintun.RingCapacityMin); err == nil {
+			s2, err = a.StartSession(wintun.RingCapacityMin)
+		}
+		return
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !carrier() {
+		t.Error("carrier off with two sessions")
+	}
+	s1.End()
+	if !carrier() {
+		t.Error("carrier off with one session left")
+	}
+	s2.End()
+	if carrier() {
+		t.Error("carrier on after the last session ended")
+	}
+}
+
+func TestOpenAdapterSecondHandle(t *testing.T) {
+	ns := netns.ForTest(t)
+	guid, _ := wintun.ParseGUID("0ba5eba1-1234-5678-9abc-def012345678")
+	var a, b *wintun.Adapter
+	var s *wintun.Session
+	if err := ns.Do(func() (err error) {
+		if a, err = wintun.CreateAdapter("wtopen", "Second Handle", &guid); err != nil {
+			return err
+		}
+		if err = a.AddAddress(netip.MustParsePrefix("10.203.0.1/24")); err != nil {
+			return err
+		}
+		if b, err = wintun.OpenAdapter("wtopen"); err != nil {
+			return err
+		}
+		s, err = b.StartSession(wintun.RingCapacityMin)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if b.GUID() != guid || b.TunnelType() != "Second Handle" || b.Index() != a.Index() || b.LUID() != a.LUID() || b.Name() != "wtopen" {
+		t.Errorf("opened handle: guid %v type %q index %d; created: guid %v index %d", b.GUID(), b.TunnelType(), b.Index(), guid, a.Index())
+	}
+	if want := uint64(53)<<48 | uint64(a.Index())<<24; a.LUID() != want {
+		t.Errorf("LUID %#x, want %#x", a.LUID(), want)
+	}
+	local, remote := netip.MustParseAddr("10.203.0.2"), netip.MustParseAddr("10.203.0.1")
+	send(t, s, packet.Echo(local, remote, packet.EchoRequest4, 3, 3, nil))
+	receive(t, s, 5*time.Second, func(in packet.Info) bool { return in.IsEchoReply() })
+	if err := ns.Do(func() error { return b.Close() }); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ReceivePacket(); !errors.Is(err, io.EOF) {
+		t.Errorf("session of a closed handle: %v", err)
+	}
+	exists := func() bool {
+		var err error
+		ns.Do(func() error { _, err = netlink.LinkByName("wtopen"); return nil })
+		return err == nil
+	}
+	if !exists() {
+		t.Fatal("closing the opened handle removed the adapter")
+	}
+	if err := ns.Do(func() error { return a.Close() }); err != nil {
+		t.Fatal(err)
+	}
+	if exists() {
+		t.Fatal("closing the creating handle left the adapter")
+	}
+}
+
+func TestCreateAdapterErrors(t *testing.T) {
+	ns := netns.ForTest(t)
+	ns.Do(func() error {
+		for _, name := range []string{"", "sixteen_bytes_16", "a/b", "a b", "x%d"} {
+			if _, err := wintun.CreateAdapter(name, "Test", nil); err == nil || errors.Is(err, fs.ErrExist) {
+				t.Errorf("CreateAdapter(%q) = %v, want a validation error", name, err)
+			}
+		}
+		if _, err := wintun.CreateAdapter("wtok", "", nil); err == nil {
+			t.Error("empty tunnel type accepted")
+		}
+		a, err := wintun.CreateAdapter("wtdup", "Test", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		for _, name := range []string{"wtdup", "lo"} {
+			if _, err := wintun.CreateAdapter(name, "Test", nil); !errors.Is(err, fs.ErrExist) {
+				t.Errorf("CreateAdapter(%q) over an existing interface = %v, want fs.ErrExist", name, err)
+			}
+		}
+		for _, c := range []uint32{0, wintun.RingCapacityMin - 1, wintun.RingCapacityMin + 4, wintun.RingCapacityMax * 2} {
+			if _, err := a.StartSession(c); err == nil {
+				t.Errorf("StartSession(%#x) accepted", c)
+			}
+		}
+		return nil
+	})
+}
+
+func TestForeignInterfacesUntouched(t *testing.T) {
+	ns := netns.ForTest(t)
+	ns.Do(func() error {
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "wtforeign"}, PeerName: "wtforeign1"}
+		if err := netlink.LinkAdd(veth); err != nil {
+			t.Error(err)
+			return err
+		}
+		// A tun device made by someone else, even with a similar alias.
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer unix.Close(fd)
+		ifr, _ := unix.NewIfreq("wtother")
+		ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			t.Fatal(err)
+		}
+		unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1)
+		l, _ := netlink.LinkByName("wtother")
+		netlink.LinkSetAlias(l, "wintun:not-a-guid:Test")
+		for _, name := range []string{"wtforeign", "wtother", "lo"} {
+			if _, err := wintun.OpenAdapter(name); err == nil {
+				t.Errorf("OpenAdapter(%q) accepted an interface this library did not create", name)
+			}
+		}
+		if _, err := wintun.OpenAdapter("wtmissing"); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("OpenAdapter of a missing adapter: %v, want fs.ErrNotExist", err)
+		}
+		// A persistent adapter of ours that nobody uses is removed; foreign ones stay.
+		p, err := wintun.CreateAdapter("wtpersist", "Test", nil, wintun.WithPersist())
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Close()
+		held, err := wintun.CreateAdapter("wtheld", "Test", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer held.Close()
+		err = wintun.Uninstall()
+		if !errors.Is(err, syscall.EBUSY) || !strings.Contains(err.Error(), "wtheld") {
+			t.Errorf("Uninstall = %v, want EBUSY naming wtheld", err)
+		}
+		for name, want := range map[string]bool{"wtforeign": true, "wtother": true, "lo": true, "wtpersist": false, "wtheld": true} {
+			if _, err := netlink.LinkByName(name); (err == nil) != want {
+				t.Errorf("after Uninstall, %s exists: %v, want %v", name, err == nil, want)
+			}
+		}
+		unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 0)
+		return nil
+	})
+}
+
+func TestAdapterConfiguration(t *testing.T) {
+	ns := netns.ForTest(t)
+	ns.Do(func() error {
+		a, err := wintun.CreateAdapter("wtconf", "Test", nil, wintun.WithMTU(1280))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.Close()
+		if mtu, err := a.MTU(); err != nil || mtu != 1280 {
+			t.Errorf("MTU = %d, %v; want 1280", mtu, err)
+		}
+		if err := a.SetMTU(9000); err != nil {
+			t.Fatal(err)
+		}
+		if mtu, _ := a.MTU(); mtu != 9000 {
+			t.Errorf("MTU = %d after SetMTU(9000)", mtu)
+		}
+		if err := a.SetMTU(70000); err == nil {
+			t.Error("SetMTU(70000) accepted")
+		}
+		want := []netip.Prefix{netip.MustParsePrefix("10.204.0.1/24"), netip.MustParsePrefix("fd00:204::1/64")}
+		for _, p := range want {
+			if err := a.AddAddress(p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := a.AddAddress(want[0]); !errors.Is(err, fs.ErrExist) {
+			t.Errorf("adding an address twice: %v, want fs.ErrExist", err)
+		}
+		got, err := a.Addresses()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range want {
+			if !slices.Contains(got, p) {
+				t.Errorf("Addresses() = %v, missing %v", got, p)
+			}
+		}
+		if err := a.RemoveAddress(want[0]); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := a.Addresses(); slices.Contains(got, want[0]) {
+			t.Errorf("%v still there after RemoveAddress", want[0])
+		}
+		route := netip.MustParsePrefix("10.99.0.0/16")
+		if err := a.AddRoute(route); err != nil {
+			t.Fatal(err)
+		}
+		routes, _ := netlink.RouteGet(net.IPv4(10, 99, 1, 1))
+		if len(routes) != 1 || routes[0].LinkIndex != a.Index() {
+			t.Errorf("route to 10.99.1.1 = %v, want via index %d", routes, a.Index())
+		}
+		if err := a.RemoveRoute(route); err != nil {
+			t.Fatal(err)
+		}
+		if v, err := wintun.RunningVersion(); err != nil || v>>16 == 0 {
+			t.Errorf("RunningVersion = %#x, %v", v, err)
+		}
+		return nil
+	})
 }

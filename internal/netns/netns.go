@@ -3,6 +3,7 @@
 package netns
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"runtime"
@@ -64,12 +65,21 @@ func (n *NS) FD() int { return n.fd }
 func (n *NS) Do(f func() error) error {
 	c := make(chan error, 1)
 	go func() {
+		returned := false
+		defer func() {
+			if !returned { // runtime.Goexit, e.g. t.Fatal called from f
+				c <- errors.New("netns: function run by Do did not return")
+			}
+		}()
 		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
 		if err := unix.Setns(n.fd, unix.CLONE_NEWNET); err != nil {
+			returned = true
 			c <- fmt.Errorf("netns: setns: %w", err)
 			return
 		}
-		c <- f()
+		err := f()
+		returned = true
+		c <- err
 	}()
 	return <-c
 }
