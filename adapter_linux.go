@@ -330,12 +330,18 @@ func ipNet(p netip.Prefix) (*net.IPNet, error) {
 
 // AddAddress gives the system side of the adapter the address p.Addr() on the network
 // p; an address already there gives an error satisfying errors.Is(err, fs.ErrExist).
+// IPv6 addresses skip duplicate address detection (a layer 3 link has no neighbours
+// to ask), so they are usable at once, even while no session runs.
 func (a *Adapter) AddAddress(p netip.Prefix) error {
 	n, err := ipNet(p)
 	if err != nil {
 		return err
 	}
-	if err := netlink.AddrAdd(a.link(), &netlink.Addr{IPNet: n}); err != nil {
+	addr := &netlink.Addr{IPNet: n}
+	if p.Addr().Is6() && !p.Addr().Is4In6() {
+		addr.Flags = unix.IFA_F_NODAD
+	}
+	if err := netlink.AddrAdd(a.link(), addr); err != nil {
 		return fmt.Errorf("wintun: add address %v to %q: %w", p, a.name, err)
 	}
 	return nil
