@@ -221,10 +221,11 @@ func (s *Session) SendPacket(packet []byte) {
 	}
 }
 
-// gone reports whether a read or write error means that the device no longer exists.
+// gone reports whether a read or write error means that the queue is no longer
+// attached to a device: the kernel answers EBADFD once the device is deleted. (EIO
+// only means that the device is down, e.g. just after a move to another namespace.)
 func gone(err error) bool {
-	return errors.Is(err, unix.EBADFD) || errors.Is(err, unix.EIO) || errors.Is(err, unix.ENXIO) ||
-		errors.Is(err, unix.ENODEV) || errors.Is(err, unix.EBADF)
+	return errors.Is(err, unix.EBADFD)
 }
 
 // receiveLoop moves packets from the kernel into the receive ring, a bundle at a time.

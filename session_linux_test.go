@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -649,4 +651,151 @@ func TestAdapterConfiguration(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestNoMissedWakeUp alternates idle periods and single packets: every request and its
+// reply must cross the rings well within a second, in both directions.
+func TestNoMissedWakeUp(t *testing.T) {
+	ns := netns.ForTest(t)
+	_, s := nsAdapter(t, ns, "wtwake", wintun.RingCapacityMin, "10.206.0.1/24")
+	local, remote := netip.MustParseAddr("10.206.0.2"), netip.MustParseAddr("10.206.0.1")
+	rounds := 500
+	if testing.Short() {
+		rounds = 100
+	}
+	var worst time.Duration
+	for i := 0; i < rounds; i++ {
+		time.Sleep(time.Duration(i%5) * 500 * time.Microsecond)
+		start := time.Now()
+		send(t, s, packet.Echo(local, remote, packet.EchoRequest4, 77, uint16(i), nil))
+		receive(t, s, time.Second, func(in packet.Info) bool { return in.IsEchoReply() && in.Seq == uint16(i) })
+		worst = max(worst, time.Since(start))
+	}
+	t.Logf("%d idle-then-one-packet rounds, slowest round trip %v", rounds, worst)
+}
+
+// TestConcurrentCallsAndEnd keeps every session call busy in 8 goroutines each while
+// traffic flows, then ends the session: all of them must return, without a race.
+func TestConcurrentCallsAndEnd(t *testing.T) {
+	checkGoroutines(t)
+	ns := netns.ForTest(t)
+	_, s := nsAdapter(t, ns, "wtconc", 0x100000, "10.207.0.1/24")
+	local, remote := netip.MustParseAddr("10.207.0.2"), netip.MustParseAddr("10.207.0.1")
+	var wg sync.WaitGroup
+	var replies atomic.Int64
+	for g := 0; g < 8; g++ {
+		wg.Add(3)
+		go func() { // receivers
+			defer wg.Done()
+			for {
+				p, err := s.ReceivePacket()
+				switch {
+				case err == nil:
+					if in, _ := packet.Parse(p); in.IsEchoReply() {
+						replies.Add(1)
+					}
+					s.ReleaseReceivePacket(p)
+				case err == wintun.ErrNoMoreItems:
+					if _, ok := <-s.ReadWaitEvent(); !ok {
+						return
+					}
+				case errors.Is(err, io.EOF):
+					return
+				default:
+					t.Errorf("ReceivePacket: %v", err)
+					return
+				}
+			}
+		}()
+		go func(id int) { // senders
+			defer wg.Done()
+			for seq := 0; ; seq++ {
+				req := packet.Echo(local, remote, packet.EchoRequest4, uint16(id), uint16(seq), make([]byte, seq%200))
+				p, err := s.AllocateSendPacket(len(req))
+				switch {
+				case err == nil:
+					copy(p, req)
+					s.SendPacket(p)
+				case err == wintun.ErrBufferOverflow:
+					time.Sleep(100 * time.Microsecond)
+				case errors.Is(err, io.EOF):
+					return
+				default:
+					t.Errorf("AllocateSendPacket: %v", err)
+					return
+				}
+			}
+		}(g)
+		go func() { // waiters only
+			defer wg.Done()
+			for range s.ReadWaitEvent() {
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	s.End()
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		t.Fatal("session calls still running a second after End")
+	}
+	if replies.Load() == 0 {
+		t.Error("no echo reply crossed the session while the calls ran")
+	}
+	t.Logf("%d echo replies received by 8 concurrent readers", replies.Load())
+}
+
+// TestAdapterInAnotherNamespace moves an adapter with a running session into another
+// namespace, uses it there, then destroys that namespace.
+func TestAdapterInAnotherNamespace(t *testing.T) {
+	checkGoroutines(t)
+	home := netns.ForTest(t)
+	inside, err := netns.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer inside.Close()
+	var a *wintun.Adapter
+	var s *wintun.Session
+	if err := home.Do(func() (err error) {
+		if a, err = wintun.CreateAdapter("wtmove", "Test", nil); err != nil {
+			return err
+		}
+		if s, err = a.StartSession(wintun.RingCapacityMin); err != nil {
+			return err
+		}
+		return netlink.LinkSetNsFd(&netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Index: a.Index()}}, inside.FD())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer home.Do(func() error { return a.Close() })
+	if err := inside.Do(func() error {
+		b, err := wintun.OpenAdapter("wtmove")
+		if err != nil {
+			return err
+		}
+		if b.GUID() != a.GUID() {
+			return fmt.Errorf("opened GUID %v, created %v", b.GUID(), a.GUID())
+		}
+		// A move takes the device down, as for any interface.
+		if err := netlink.LinkSetUp(&netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Index: b.Index()}}); err != nil {
+			return err
+		}
+		return b.AddAddress(netip.MustParsePrefix("10.208.0.1/24"))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	local, remote := netip.MustParseAddr("10.208.0.2"), netip.MustParseAddr("10.208.0.1")
+	send(t, s, packet.Echo(local, remote, packet.EchoRequest4, 5, 5, nil))
+	receive(t, s, 5*time.Second, func(in packet.Info) bool { return in.IsEchoReply() })
+
+	// The namespace goes away, and the adapter with it (the kernel destroys it
+	// asynchronously).
+	inside.Close()
+	waitEOF(t, s, 5*time.Second)
+	if _, err := s.ReceivePacket(); !errors.Is(err, wintun.ErrAdapterGone) {
+		t.Errorf("cause %v, want ErrAdapterGone", err)
+	}
 }
