@@ -92,9 +92,6 @@ func openQueue(name string, flags uint16, nonblock bool) (int, error) {
 	}
 	fd, err := unix.Open("/dev/net/tun", mode, 0)
 	if err != nil {
-		if errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM) {
-			return -1, fmt.Errorf("wintun: open /dev/net/tun: %w (the device node must be open to this user: mode 0666 as distributions ship it)", err)
-		}
 		return -1, fmt.Errorf("wintun: open /dev/net/tun: %w", err)
 	}
 	ifr, err := unix.NewIfreq(name)

@@ -1,0 +1,183 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.wintun.dev/wintun"
+	"go.wintun.dev/wintun/internal/packet"
+)
+
+// The demo is Wintun's example program: the system side of adapter "demo" is
+// 10.6.7.7 / fd00:6:7::7, and this program is the host behind it.
+var (
+	demoGUID   = wintun.GUID{0xde, 0xad, 0xba, 0xbe, 0xca, 0xfe, 0xbe, 0xef, 0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef}
+	systemIPv4 = netip.MustParsePrefix("10.6.7.7/24")
+	systemIPv6 = netip.MustParsePrefix("fd00:6:7::7/64")
+	hostIPv4   = netip.MustParseAddr("10.6.7.8")
+	hostIPv6   = netip.MustParseAddr("fd00:6:7::8")
+)
+
+// reexecEnv marks the copy of the demo that runs in its own namespaces.
+const reexecEnv = "WINTUN_DEMO_NETNS"
+
+func demo(args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	count := fs.Int("count", 0, "exit 0 after `N` echo replies from 10.6.7.7 (0: run until Ctrl+C)")
+	timeout := fs.Duration("timeout", 0, "with --count, give up and exit 1 after this long (default 10s + 1s per reply)")
+	private := fs.Bool("netns", false, "run in a new network namespace even with CAP_NET_ADMIN")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: wintun demo [--count N] [--timeout D] [--netns]\n\n"+
+			"Creates adapter \"demo\" with 10.6.7.7/24 and fd00:6:7::7/64 on the system side and plays the\n"+
+			"host 10.6.7.8 / fd00:6:7::8: pings 10.6.7.7 every second and answers pings (try `ping 10.6.7.8`).\n"+
+			"Without CAP_NET_ADMIN it runs in a new user and network namespace.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return exitError(2)
+	}
+	if fs.NArg() > 0 || *count < 0 {
+		fs.Usage()
+		return exitError(2)
+	}
+	if os.Getenv(reexecEnv) == "" && (*private || !hasCapNetAdmin()) {
+		return reexecInNamespace(!hasCapNetAdmin())
+	}
+	if *timeout == 0 {
+		*timeout = 10*time.Second + time.Duration(*count)*time.Second
+	}
+	return runDemo(*count, *timeout)
+}
+
+func runDemo(count int, timeout time.Duration) error {
+	adapter, err := wintun.CreateAdapter("demo", "Example", &demoGUID)
+	if err != nil {
+		if os.Getenv(reexecEnv) != "" && errors.Is(err, os.ErrPermission) {
+			return fmt.Errorf("%w\n/dev/net/tun is not open to this user: as root, run `chmod 0666 /dev/net/tun` "+
+				"(the mode most distributions ship; the kernel documents it as safe), or run the demo as root", err)
+		}
+		return err
+	}
+	defer adapter.Close()
+	for _, p := range []netip.Prefix{systemIPv4, systemIPv6} {
+		if err := adapter.AddAddress(p); err != nil {
+			return err
+		}
+	}
+	session, err := adapter.StartSession(0x400000)
+	if err != nil {
+		return err
+	}
+	defer session.End()
+	fmt.Printf("adapter %s (index %d, LUID %#x, GUID %v) up; this program is %v and %v\n",
+		adapter.Name(), adapter.Index(), adapter.LUID(), adapter.GUID(), hostIPv4, hostIPv6)
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	ticker := time.NewTicker(time.Second)
+	defer ticker.Stop()
+	var expire <-chan time.Time
+	if count > 0 {
+		expire = time.After(timeout)
+	}
+	id := uint16(os.Getpid())
+	seq := uint16(0)
+	ping := func() error {
+		seq++
+		return send(session, packet.Echo(hostIPv4, systemIPv4.Addr(), packet.EchoRequest4, id, seq, []byte("wintun demo")))
+	}
+	if err := ping(); err != nil {
+		return err
+	}
+	replies := 0
+	for {
+		for {
+			p, err := session.ReceivePacket()
+			if err == wintun.ErrNoMoreItems {
+				break
+			}
+			if err != nil {
+				return err
+			}
+			in, perr := packet.Parse(p)
+			var answer []byte
+			if perr != nil {
+				fmt.Printf("received %d bytes: %v\n", len(p), perr)
+			} else {
+				fmt.Printf("received %v\n", in)
+				if in.IsEchoRequest() && (in.Dst == hostIPv4 || in.Dst == hostIPv6) {
+					answer = in.Reply()
+				}
+				if in.IsEchoReply() && in.Dst == hostIPv4 && in.ID == id {
+					replies++
+				}
+			}
+			session.ReleaseReceivePacket(p)
+			if answer != nil {
+				if err := send(session, answer); err != nil {
+					return err
+				}
+			}
+			if count > 0 && replies >= count {
+				fmt.Printf("%d echo replies received; removing adapter %s\n", replies, adapter.Name())
+				return nil
+			}
+		}
+		select {
+		case _, ok := <-session.ReadWaitEvent():
+			if !ok {
+				return errors.New("session ended: the adapter went away")
+			}
+		case <-ticker.C:
+			if err := ping(); err != nil {
+				return err
+			}
+		case sig := <-signals:
+			fmt.Printf("%v: ending the session and removing adapter %s\n", sig, adapter.Name())
+			return nil
+		case <-expire:
+			return fmt.Errorf("timed out after %v with %d of %d echo replies", timeout, replies, count)
+		}
+	}
+}
+
+func send(s *wintun.Session, p []byte) error {
+	buf, err := s.AllocateSendPacket(len(p))
+	if err == wintun.ErrBufferOverflow {
+		fmt.Println("send ring full: packet dropped")
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	copy(buf, p)
+	s.SendPacket(buf)
+	return nil
+}
+
+// hasCapNetAdmin reports whether CAP_NET_ADMIN is in the effective capability set.
+func hasCapNetAdmin() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && caps&(1<<12) != 0 // CAP_NET_ADMIN
+		}
+	}
+	return false
+}
