@@ -1,6 +1,6 @@
 module go.wintun.dev/wintun
 
-go 1.26.8
+go 1.26.0
 
 require (
 	github.com/vishvananda/netlink v1.3.1

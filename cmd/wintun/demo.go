@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -57,10 +58,15 @@ func demo(args []string) error {
 	if *timeout == 0 {
 		*timeout = 10*time.Second + time.Duration(*count)*time.Second
 	}
-	return runDemo(*count, *timeout)
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(signals)
+	return runDemo(os.Stdout, *count, *timeout, signals)
 }
 
-func runDemo(count int, timeout time.Duration) error {
+// runDemo runs the demo in the calling thread's network namespace until count echo
+// replies arrived (0: no limit), timeout passed, or stop receives.
+func runDemo(out io.Writer, count int, timeout time.Duration, stop <-chan os.Signal) error {
 	adapter, err := wintun.CreateAdapter("demo", "Example", &demoGUID)
 	if err != nil {
 		if os.Getenv(reexecEnv) != "" && errors.Is(err, os.ErrPermission) {
@@ -80,12 +86,9 @@ func runDemo(count int, timeout time.Duration) error {
 		return err
 	}
 	defer session.End()
-	fmt.Printf("adapter %s (index %d, LUID %#x, GUID %v) up; this program is %v and %v\n",
+	fmt.Fprintf(out, "adapter %s (index %d, LUID %#x, GUID %v) up; this program is %v and %v\n",
 		adapter.Name(), adapter.Index(), adapter.LUID(), adapter.GUID(), hostIPv4, hostIPv6)
 
-	signals := make(chan os.Signal, 1)
-	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(signals)
 	ticker := time.NewTicker(time.Second)
 	defer ticker.Stop()
 	var expire <-chan time.Time
@@ -96,7 +99,7 @@ func runDemo(count int, timeout time.Duration) error {
 	seq := uint16(0)
 	ping := func() error {
 		seq++
-		return send(session, packet.Echo(hostIPv4, systemIPv4.Addr(), packet.EchoRequest4, id, seq, []byte("wintun demo")))
+		return send(out, session, packet.Echo(hostIPv4, systemIPv4.Addr(), packet.EchoRequest4, id, seq, []byte("wintun demo")))
 	}
 	if err := ping(); err != nil {
 		return err
@@ -114,9 +117,9 @@ func runDemo(count int, timeout time.Duration) error {
 			in, perr := packet.Parse(p)
 			var answer []byte
 			if perr != nil {
-				fmt.Printf("received %d bytes: %v\n", len(p), perr)
+				fmt.Fprintf(out, "received %d bytes: %v\n", len(p), perr)
 			} else {
-				fmt.Printf("received %v\n", in)
+				fmt.Fprintf(out, "received %v\n", in)
 				if in.IsEchoRequest() && (in.Dst == hostIPv4 || in.Dst == hostIPv6) {
 					answer = in.Reply()
 				}
@@ -126,12 +129,12 @@ func runDemo(count int, timeout time.Duration) error {
 			}
 			session.ReleaseReceivePacket(p)
 			if answer != nil {
-				if err := send(session, answer); err != nil {
+				if err := send(out, session, answer); err != nil {
 					return err
 				}
 			}
 			if count > 0 && replies >= count {
-				fmt.Printf("%d echo replies received; removing adapter %s\n", replies, adapter.Name())
+				fmt.Fprintf(out, "%d echo replies received; removing adapter %s\n", replies, adapter.Name())
 				return nil
 			}
 		}
@@ -144,8 +147,8 @@ func runDemo(count int, timeout time.Duration) error {
 			if err := ping(); err != nil {
 				return err
 			}
-		case sig := <-signals:
-			fmt.Printf("%v: ending the session and removing adapter %s\n", sig, adapter.Name())
+		case sig := <-stop:
+			fmt.Fprintf(out, "%v: ending the session and removing adapter %s\n", sig, adapter.Name())
 			return nil
 		case <-expire:
 			return fmt.Errorf("timed out after %v with %d of %d echo replies", timeout, replies, count)
@@ -153,10 +156,10 @@ func runDemo(count int, timeout time.Duration) error {
 	}
 }
 
-func send(s *wintun.Session, p []byte) error {
+func send(out io.Writer, s *wintun.Session, p []byte) error {
 	buf, err := s.AllocateSendPacket(len(p))
 	if err == wintun.ErrBufferOverflow {
-		fmt.Println("send ring full: packet dropped")
+		fmt.Fprintln(out, "send ring full: packet dropped")
 		return nil
 	}
 	if err != nil {
