@@ -40,30 +40,6 @@ type Adapter struct {
 	sessions map[*Session]struct{}
 }
 
-// Option configures CreateAdapter.
-type Option func(*config)
-
-type config struct {
-	mtu          int
-	persist      bool
-	owner, group int
-}
-
-// WithMTU sets the adapter's MTU at creation (the kernel's default is 1500).
-func WithMTU(mtu int) Option { return func(c *config) { c.mtu = mtu } }
-
-// WithPersist makes the adapter outlive its creator's handle and process: Close then
-// only releases the handle, and the adapter stays until deleted (`ip link del`, or
-// Uninstall once no session uses it).
-func WithPersist() Option { return func(c *config) { c.persist = true } }
-
-// WithOwner lets the user uid start sessions on the adapter without CAP_NET_ADMIN.
-func WithOwner(uid int) Option { return func(c *config) { c.owner = uid } }
-
-// WithGroup lets members of group gid start sessions on the adapter without
-// CAP_NET_ADMIN.
-func WithGroup(gid int) Option { return func(c *config) { c.group = gid } }
-
 // The alias of every adapter this library creates is aliasPrefix, the GUID, ':' and
 // the tunnel type; OpenAdapter and Uninstall touch no interface without it.
 const aliasPrefix = "wintun:"

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -18,6 +19,7 @@ import (
 // All methods are safe for concurrent use, and none makes a system call except End.
 type Session struct {
 	adapter *Adapter
+	capture Capture // nil unless WithCapture
 	file    *os.File
 	conn    syscall.RawConn
 
@@ -52,9 +54,13 @@ var carrierUsers = struct {
 // may run on one adapter; the kernel spreads flows over their queues. The tun queue is
 // opened from the calling goroutine, in its thread's network namespace, where the
 // adapter must be.
-func (a *Adapter) StartSession(capacity uint32) (*Session, error) {
+func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session, error) {
 	if err := checkCapacity(capacity); err != nil {
 		return nil, err
+	}
+	var cfg sessionConfig
+	for _, o := range opts {
+		o(&cfg)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -86,6 +92,7 @@ func (a *Adapter) StartSession(capacity uint32) (*Session, error) {
 	}
 	s := &Session{
 		adapter:    a,
+		capture:    cfg.capture,
 		file:       os.NewFile(uintptr(fd), "/dev/net/tun"),
 		rx:         ringReader{r: newRing(capacity)},
 		txr:        newRing(capacity),
@@ -275,6 +282,9 @@ func (s *Session) receiveLoop() {
 					copy(r.mem[ringHeaderSize+tail+recordHeader:], buf[:m])
 				}
 				*r.size(tail) = uint32(m)
+				if s.capture != nil {
+					s.capture.CapturePacket(Received, time.Now(), r.packet(tail, uint32(m)))
+				}
 				tail = r.wrap(tail + alignRecord(uint32(m)))
 				st.rxPackets.Add(1)
 				st.rxBytes.Add(uint64(m))
@@ -359,6 +369,9 @@ func (s *Session) sendLoop() {
 				default:
 					st.txPackets.Add(1)
 					st.txBytes.Add(uint64(size))
+					if s.capture != nil {
+						s.capture.CapturePacket(Sent, time.Now(), p)
+					}
 				}
 				head = after
 			}

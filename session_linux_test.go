@@ -799,3 +799,55 @@ func TestAdapterInAnotherNamespace(t *testing.T) {
 		t.Errorf("cause %v, want ErrAdapterGone", err)
 	}
 }
+
+type captured struct {
+	mu   sync.Mutex
+	dirs []wintun.Direction
+	pkts [][]byte
+}
+
+func (c *captured) CapturePacket(dir wintun.Direction, ts time.Time, p []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.dirs = append(c.dirs, dir)
+	c.pkts = append(c.pkts, bytes.Clone(p))
+}
+
+func TestCapture(t *testing.T) {
+	ns := netns.ForTest(t)
+	var c captured
+	var a *wintun.Adapter
+	var s *wintun.Session
+	if err := ns.Do(func() (err error) {
+		if a, err = wintun.CreateAdapter("wtcap", "Test", nil); err != nil {
+			return err
+		}
+		if err = a.AddAddress(netip.MustParsePrefix("10.209.0.1/24")); err != nil {
+			return err
+		}
+		s, err = a.StartSession(wintun.RingCapacityMin, wintun.WithCapture(&c))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Do(func() error { return a.Close() })
+	req := packet.Echo(netip.MustParseAddr("10.209.0.2"), netip.MustParseAddr("10.209.0.1"), packet.EchoRequest4, 1, 1, nil)
+	send(t, s, req)
+	receive(t, s, 5*time.Second, func(in packet.Info) bool { return in.IsEchoReply() })
+	s.End()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var sent, replies int
+	for i, p := range c.pkts {
+		in, _ := packet.Parse(p)
+		if c.dirs[i] == wintun.Sent && bytes.Equal(p, req) {
+			sent++
+		}
+		if c.dirs[i] == wintun.Received && in.IsEchoReply() {
+			replies++
+		}
+	}
+	if sent != 1 || replies != 1 {
+		t.Errorf("captured %d sent requests and %d received replies, want 1 and 1", sent, replies)
+	}
+}

@@ -1,0 +1,65 @@
+package wintun
+
+import "time"
+
+// Option configures CreateAdapter.
+type Option func(*config)
+
+type config struct {
+	mtu          int
+	persist      bool
+	owner, group int
+}
+
+// WithMTU sets the adapter's MTU at creation (the kernel's default is 1500).
+func WithMTU(mtu int) Option { return func(c *config) { c.mtu = mtu } }
+
+// WithPersist makes the adapter outlive its creator's handle and process: Close then
+// only releases the handle, and the adapter stays until deleted (`ip link del`, or
+// Uninstall once no session uses it).
+func WithPersist() Option { return func(c *config) { c.persist = true } }
+
+// WithOwner lets the user uid start sessions on the adapter without CAP_NET_ADMIN.
+func WithOwner(uid int) Option { return func(c *config) { c.owner = uid } }
+
+// WithGroup lets members of group gid start sessions on the adapter without
+// CAP_NET_ADMIN.
+func WithGroup(gid int) Option { return func(c *config) { c.group = gid } }
+
+// SessionOption configures StartSession.
+type SessionOption func(*sessionConfig)
+
+type sessionConfig struct {
+	capture Capture
+}
+
+// Direction says which way a packet crossed a session.
+type Direction int
+
+const (
+	// Received packets came from the operating system (ReceivePacket).
+	Received Direction = iota
+	// Sent packets went to the operating system (SendPacket).
+	Sent
+)
+
+func (d Direction) String() string {
+	if d == Received {
+		return "received"
+	}
+	return "sent"
+}
+
+// Capture receives a copy of the traffic of a session, e.g. to write a packet capture
+// file.
+type Capture interface {
+	// CapturePacket is called for every packet the application receives and every
+	// packet the kernel accepts, from the session's reading and writing goroutines,
+	// which may call it concurrently. The packet is valid only during the call; a slow
+	// Capture slows the session.
+	CapturePacket(dir Direction, timestamp time.Time, packet []byte)
+}
+
+// WithCapture hands every packet that crosses the session to c. Without it the session
+// pays nothing for capturing.
+func WithCapture(c Capture) SessionOption { return func(s *sessionConfig) { s.capture = c } }
