@@ -1,0 +1,218 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/songgao/water"
+	"github.com/vishvananda/netlink"
+	"go.wintun.dev/wintun"
+	wgtun "golang.zx2c4.com/wireguard/tun"
+)
+
+// The forwarder runs as its own process, in a network namespace of its own: it creates
+// two tun devices there, moves them into the two benchmark namespaces, says "ready",
+// and copies every packet read from one device to the other until SIGTERM. Then it
+// prints its counters as JSON.
+
+type counters struct {
+	Packets atomic.Uint64 // packets written to a device
+	Drops   atomic.Uint64 // packets it had no room for
+}
+
+type forwardResult struct {
+	Packets uint64 `json:"packets"`
+	Drops   uint64 `json:"drops"`
+}
+
+// pump copies packets one way until stop is closed or the source fails.
+type pump func(stop <-chan struct{}, c *counters)
+
+func forwardMain(impl, nameA, nameB, nsA, nsB string) error {
+	var pumps []pump
+	var closers []func()
+	switch impl {
+	case "wintun":
+		a, sa, err := wintunSide(nameA, nsA)
+		if err != nil {
+			return err
+		}
+		b, sb, err := wintunSide(nameB, nsB)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, func() { sa.End(); sb.End(); a.Close(); b.Close() })
+		pumps = []pump{wintunPump(sa, sb), wintunPump(sb, sa)}
+	case "wireguard-go":
+		a, err := wireguardSide(nameA, nsA)
+		if err != nil {
+			return err
+		}
+		b, err := wireguardSide(nameB, nsB)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, func() { a.Close(); b.Close() })
+		pumps = []pump{wireguardPump(a, b), wireguardPump(b, a)}
+	case "water":
+		a, err := waterSide(nameA, nsA)
+		if err != nil {
+			return err
+		}
+		b, err := waterSide(nameB, nsB)
+		if err != nil {
+			return err
+		}
+		closers = append(closers, func() { a.Close(); b.Close() })
+		pumps = []pump{waterPump(a, b), waterPump(b, a)}
+	default:
+		return fmt.Errorf("unknown forwarder %q", impl)
+	}
+	var c counters
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for _, p := range pumps {
+		wg.Add(1)
+		go func() { defer wg.Done(); p(stop, &c) }()
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	fmt.Println("ready")
+	<-sig
+	close(stop)
+	for _, f := range closers {
+		f()
+	}
+	wg.Wait()
+	return json.NewEncoder(os.Stdout).Encode(forwardResult{c.Packets.Load(), c.Drops.Load()})
+}
+
+// moveTo moves the interface name into the namespace mounted at nsPath.
+func moveTo(name, nsPath string) error {
+	f, err := os.Open(nsPath)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	l, err := netlink.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	return netlink.LinkSetNsFd(l, int(f.Fd()))
+}
+
+func wintunSide(name, ns string) (*wintun.Adapter, *wintun.Session, error) {
+	a, err := wintun.CreateAdapter(name, "Bench", nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	s, err := a.StartSession(0x800000)
+	if err != nil {
+		return nil, nil, err
+	}
+	return a, s, moveTo(name, ns)
+}
+
+// wintunPump uses the Wintun calls, one packet at a time.
+func wintunPump(from, to *wintun.Session) pump {
+	return func(stop <-chan struct{}, c *counters) {
+		for {
+			p, err := from.ReceivePacket()
+			if err == wintun.ErrNoMoreItems {
+				if _, ok := <-from.ReadWaitEvent(); !ok {
+					return
+				}
+				continue
+			}
+			if err != nil {
+				return
+			}
+			if q, err := to.AllocateSendPacket(len(p)); err == nil {
+				copy(q, p)
+				to.SendPacket(q)
+				c.Packets.Add(1)
+			} else {
+				c.Drops.Add(1)
+			}
+			from.ReleaseReceivePacket(p)
+		}
+	}
+}
+
+func wireguardSide(name, ns string) (wgtun.Device, error) {
+	d, err := wgtun.CreateTUN(name, 1500)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		for range d.Events() {
+		}
+	}()
+	return d, moveTo(name, ns)
+}
+
+// wireguardPump is how wireguard-go moves packets: batches of BatchSize with the
+// virtio header's headroom, TSO on read and GRO on write.
+func wireguardPump(from, to wgtun.Device) pump {
+	return func(stop <-chan struct{}, c *counters) {
+		const offset = 16
+		n := from.BatchSize()
+		bufs := make([][]byte, n)
+		sizes := make([]int, n)
+		for i := range bufs {
+			bufs[i] = make([]byte, offset+65535)
+		}
+		out := make([][]byte, 0, n)
+		for {
+			k, err := from.Read(bufs, sizes, offset)
+			if err != nil {
+				return
+			}
+			out = out[:0]
+			for i := 0; i < k; i++ {
+				out = append(out, bufs[i][:offset+sizes[i]])
+			}
+			if _, err := to.Write(out, offset); err != nil {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				c.Drops.Add(uint64(k))
+				continue
+			}
+			c.Packets.Add(uint64(k))
+		}
+	}
+}
+
+func waterSide(name, ns string) (*water.Interface, error) {
+	ifc, err := water.New(water.Config{DeviceType: water.TUN, PlatformSpecificParams: water.PlatformSpecificParams{Name: name}})
+	if err != nil {
+		return nil, err
+	}
+	return ifc, moveTo(name, ns)
+}
+
+// waterPump is one read and one write system call per packet.
+func waterPump(from, to *water.Interface) pump {
+	return func(stop <-chan struct{}, c *counters) {
+		buf := make([]byte, 65535)
+		for {
+			n, err := from.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := to.Write(buf[:n]); err != nil {
+				c.Drops.Add(1)
+				continue
+			}
+			c.Packets.Add(1)
+		}
+	}
+}

@@ -1,0 +1,435 @@
+// Command bench measures packet forwarders between two tun devices side by side:
+// this library's session API (and later its batch API), wireguard-go's tun package,
+// songgao/water, and a veth pair as the kernel-only reference.
+//
+// Topology: two fresh network namespaces, one device in each (10.250.0.1/24 and
+// 10.250.0.2/24); the forwarder runs as its own process and copies every packet read
+// from one device to the other; iperf3's client runs in the first namespace and its
+// server in the second. Every forwarder is measured in the same run, interleaved, and
+// each figure is the median of the repetitions. Needs root, iperf3 and ping.
+//
+//	cd bench && go run . [-reps 3] [-t 5] [-json results.json]
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+const (
+	nsA, nsB = "wtbench-a", "wtbench-b"
+	dev      = "wtb0"
+	addrA    = "10.250.0.1"
+	addrB    = "10.250.0.2"
+	mss      = 1448 // TCP payload per 1500-byte packet, to count TCP packets
+)
+
+type workload struct {
+	Name string
+	Args []string // iperf3 client arguments; nil for ping
+	Size int      // UDP payload size; 0 for TCP
+}
+
+var allWorkloads = []workload{
+	{"tcp1", []string{}, 0},
+	{"tcp4", []string{"-P", "4"}, 0},
+	{"udp1400", []string{"-u", "-b", "0", "-l", "1400"}, 1400},
+	{"udp64", []string{"-u", "-b", "0", "-l", "64"}, 64},
+	{"ping", nil, 0},
+}
+
+// sample is one measurement of one workload through one forwarder.
+type sample struct {
+	Gbps      float64 `json:"gbps,omitempty"`
+	PPS       float64 `json:"pps,omitempty"`               // packets delivered per second
+	CPUPerPkt float64 `json:"cpu_ns_per_packet,omitempty"` // forwarder CPU time per delivered packet
+	RTTMedian float64 `json:"rtt_median_us,omitempty"`
+	RTTP99    float64 `json:"rtt_p99_us,omitempty"`
+	Lost      int     `json:"lost,omitempty"` // pings without a reply
+}
+
+type results struct {
+	Machine    map[string]string              `json:"machine"`
+	Started    time.Time                      `json:"started"`
+	Reps       int                            `json:"reps"`
+	Seconds    int                            `json:"seconds_per_run"`
+	Samples    map[string]map[string][]sample `json:"samples"` // workload, forwarder
+	Medians    map[string]map[string]sample   `json:"medians"`
+	PeakRSSKiB map[string][]int64             `json:"peak_rss_kib"`
+	Forwarded  map[string][]forwardResult     `json:"forwarder_counters"`
+	Notes      []string                       `json:"notes"`
+}
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "forward" {
+		if err := forwardMain(os.Args[2], os.Args[3], os.Args[4], os.Args[5], os.Args[6]); err != nil {
+			fmt.Fprintln(os.Stderr, "forward:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	reps := flag.Int("reps", 3, "repetitions of every measurement (the median is reported)")
+	secs := flag.Int("t", 5, "seconds per iperf3 run")
+	pings := flag.Int("pings", 1000, "pings per latency run, 1 ms apart")
+	fwds := flag.String("forwarders", "veth,wintun,wireguard-go,water", "forwarders to measure, comma-separated")
+	wls := flag.String("workloads", "tcp1,tcp4,udp1400,udp64,ping", "workloads, comma-separated")
+	out := flag.String("json", "bench-results.json", "write all samples and medians to this file")
+	flag.Parse()
+	if os.Geteuid() != 0 {
+		fatal(errors.New("needs root (network namespaces and tun devices)"))
+	}
+	for _, tool := range []string{"iperf3", "ping", "ip"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			fatal(fmt.Errorf("%s not found: apt-get install -y iperf3 iputils-ping iproute2", tool))
+		}
+	}
+	var workloads []workload
+	for _, w := range allWorkloads {
+		if slices.Contains(strings.Split(*wls, ","), w.Name) {
+			workloads = append(workloads, w)
+		}
+	}
+	forwarders := strings.Split(*fwds, ",")
+
+	// Clean up the namespaces whatever happens, Ctrl+C included.
+	cleanup()
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-sig
+		fmt.Fprintln(os.Stderr, "interrupted: cleaning up")
+		cleanup()
+		os.Exit(1)
+	}()
+	defer cleanup()
+	for _, ns := range []string{nsA, nsB} {
+		must(run("ip", "netns", "add", ns))
+		must(run("ip", "-n", ns, "link", "set", "lo", "up"))
+	}
+
+	res := &results{
+		Machine: machine(), Started: time.Now(), Reps: *reps, Seconds: *secs,
+		Samples: map[string]map[string][]sample{}, Medians: map[string]map[string]sample{},
+		PeakRSSKiB: map[string][]int64{}, Forwarded: map[string][]forwardResult{},
+		Notes: []string{
+			"TCP packets are counted as delivered bytes / 1448 (one 1500-byte packet each); UDP as datagrams received.",
+			"CPU is the forwarder process's user+system time (from /proc) per delivered packet.",
+		},
+	}
+	for rep := 1; rep <= *reps; rep++ {
+		for _, f := range forwarders {
+			fmt.Fprintf(os.Stderr, "rep %d/%d: %s\n", rep, *reps, f)
+			if err := measure(res, f, workloads, *secs, *pings); err != nil {
+				fmt.Fprintf(os.Stderr, "  %s: %v\n", f, err)
+			}
+		}
+	}
+	for w, byFwd := range res.Samples {
+		res.Medians[w] = map[string]sample{}
+		for f, ss := range byFwd {
+			res.Medians[w][f] = medianSample(ss)
+		}
+	}
+	printTable(res, workloads, forwarders)
+	b, _ := json.MarshalIndent(res, "", "  ")
+	if err := os.WriteFile(*out, b, 0o644); err != nil {
+		fatal(err)
+	}
+	fmt.Printf("\nall samples in %s\n", *out)
+}
+
+// measure sets up one forwarder between the namespaces, runs every workload through it
+// once and tears it down.
+func measure(res *results, fwd string, workloads []workload, secs, pings int) error {
+	var fproc *exec.Cmd
+	var fout *bufio.Reader
+	if fwd == "veth" {
+		if err := run("ip", "-n", nsA, "link", "add", dev, "type", "veth", "peer", "name", dev, "netns", nsB); err != nil {
+			return err
+		}
+		defer run("ip", "-n", nsA, "link", "del", dev)
+	} else {
+		self, _ := os.Executable()
+		fproc = exec.Command(self, "forward", fwd, dev+"a", dev+"b", "/run/netns/"+nsA, "/run/netns/"+nsB)
+		fproc.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
+		fproc.Stderr = os.Stderr
+		pipe, _ := fproc.StdoutPipe()
+		if err := fproc.Start(); err != nil {
+			return err
+		}
+		defer fproc.Process.Kill()
+		fout = bufio.NewReader(pipe)
+		line, err := fout.ReadString('\n')
+		if strings.TrimSpace(line) != "ready" {
+			return fmt.Errorf("forwarder did not start: %q %v", line, err)
+		}
+		// The devices arrive named wtb0a and wtb0b; give both the same name.
+		if err := run("ip", "-n", nsA, "link", "set", dev+"a", "name", dev); err != nil {
+			return err
+		}
+		if err := run("ip", "-n", nsB, "link", "set", dev+"b", "name", dev); err != nil {
+			return err
+		}
+	}
+	for ns, addr := range map[string]string{nsA: addrA, nsB: addrB} {
+		if err := run("ip", "-n", ns, "addr", "add", addr+"/24", "dev", dev); err != nil {
+			return err
+		}
+		if err := run("ip", "-n", ns, "link", "set", dev, "up"); err != nil {
+			return err
+		}
+	}
+	server := exec.Command("ip", "netns", "exec", nsB, "iperf3", "-s", "-B", addrB)
+	if err := server.Start(); err != nil {
+		return err
+	}
+	defer func() { server.Process.Kill(); server.Wait() }()
+	time.Sleep(300 * time.Millisecond)
+
+	for _, w := range workloads {
+		var cpu0 time.Duration
+		if fproc != nil {
+			cpu0 = procCPU(fproc.Process.Pid)
+		}
+		var s sample
+		var delivered float64
+		var err error
+		if w.Args == nil {
+			s, err = ping(pings)
+		} else {
+			s, delivered, err = iperf(w, secs)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "  %s %s: %v\n", fwd, w.Name, err)
+			continue
+		}
+		if fproc != nil && delivered > 0 {
+			s.CPUPerPkt = float64(procCPU(fproc.Process.Pid)-cpu0) / delivered
+		}
+		if res.Samples[w.Name] == nil {
+			res.Samples[w.Name] = map[string][]sample{}
+		}
+		res.Samples[w.Name][fwd] = append(res.Samples[w.Name][fwd], s)
+	}
+	if fproc != nil {
+		fproc.Process.Signal(syscall.SIGTERM)
+		var fr forwardResult
+		if line, err := fout.ReadString('\n'); err == nil {
+			json.Unmarshal([]byte(line), &fr)
+		}
+		fproc.Wait()
+		if ru, ok := fproc.ProcessState.SysUsage().(*syscall.Rusage); ok {
+			res.PeakRSSKiB[fwd] = append(res.PeakRSSKiB[fwd], ru.Maxrss)
+		}
+		res.Forwarded[fwd] = append(res.Forwarded[fwd], fr)
+	}
+	return nil
+}
+
+func iperf(w workload, secs int) (sample, float64, error) {
+	args := append([]string{"netns", "exec", nsA, "iperf3", "-c", addrB, "-t", strconv.Itoa(secs), "-J"}, w.Args...)
+	var out []byte
+	var err error
+	for try := 0; try < 5; try++ { // the server may still be starting
+		if out, err = exec.Command("ip", args...).Output(); err == nil {
+			break
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	if err != nil {
+		return sample{}, 0, fmt.Errorf("iperf3: %v: %s", err, lastLine(out))
+	}
+	var r struct {
+		End struct {
+			SumReceived struct {
+				Seconds float64 `json:"seconds"`
+				Bytes   float64 `json:"bytes"`
+				Bps     float64 `json:"bits_per_second"`
+			} `json:"sum_received"`
+		} `json:"end"`
+		Error string `json:"error"`
+	}
+	if err := json.Unmarshal(out, &r); err != nil || r.Error != "" {
+		return sample{}, 0, fmt.Errorf("iperf3 output: %v %s", err, r.Error)
+	}
+	sr := r.End.SumReceived
+	per := float64(mss)
+	if w.Size > 0 {
+		per = float64(w.Size)
+	}
+	delivered := sr.Bytes / per
+	return sample{Gbps: sr.Bps / 1e9, PPS: delivered / sr.Seconds}, delivered, nil
+}
+
+func ping(n int) (sample, error) {
+	out, err := exec.Command("ip", "netns", "exec", nsA, "ping", "-n", "-c", strconv.Itoa(n), "-i", "0.001", "-W", "1", addrB).Output()
+	if err != nil && len(out) == 0 {
+		return sample{}, fmt.Errorf("ping: %v", err)
+	}
+	var rtts []float64
+	for _, line := range strings.Split(string(out), "\n") {
+		if i := strings.Index(line, "time="); i >= 0 {
+			f := strings.Fields(line[i+5:])
+			if v, err := strconv.ParseFloat(f[0], 64); err == nil {
+				rtts = append(rtts, v*1000)
+			}
+		}
+	}
+	if len(rtts) == 0 {
+		return sample{}, errors.New("no ping reply")
+	}
+	slices.Sort(rtts)
+	return sample{RTTMedian: rtts[len(rtts)/2], RTTP99: rtts[len(rtts)*99/100], Lost: n - len(rtts)}, nil
+}
+
+// procCPU is a process's user+system CPU time so far.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
+}
+
+func medianSample(ss []sample) sample {
+	med := func(get func(sample) float64) float64 {
+		v := make([]float64, len(ss))
+		for i, s := range ss {
+			v[i] = get(s)
+		}
+		slices.Sort(v)
+		return v[len(v)/2]
+	}
+	return sample{
+		Gbps:      med(func(s sample) float64 { return s.Gbps }),
+		PPS:       med(func(s sample) float64 { return s.PPS }),
+		CPUPerPkt: med(func(s sample) float64 { return s.CPUPerPkt }),
+		RTTMedian: med(func(s sample) float64 { return s.RTTMedian }),
+		RTTP99:    med(func(s sample) float64 { return s.RTTP99 }),
+		Lost:      int(med(func(s sample) float64 { return float64(s.Lost) })),
+	}
+}
+
+func printTable(res *results, workloads []workload, forwarders []string) {
+	fmt.Printf("\n%s, %s cores, %s; medians of %d runs of %d s\n\n",
+		res.Machine["cpu"], res.Machine["cores"], res.Machine["kernel"], res.Reps, res.Seconds)
+	ratio := func(v, ref float64) string {
+		if v == 0 || ref == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2fx", v/ref)
+	}
+	fmt.Printf("%-8s %-13s %9s %10s %12s %10s %10s\n", "workload", "forwarder", "Gbit/s", "kpps", "CPU ns/pkt", "Gbit/s/wg", "CPU/wg")
+	for _, w := range workloads {
+		if w.Args == nil {
+			continue
+		}
+		wg := res.Medians[w.Name]["wireguard-go"]
+		for _, f := range forwarders {
+			m, ok := res.Medians[w.Name][f]
+			if !ok {
+				continue
+			}
+			cpu := "-"
+			if m.CPUPerPkt > 0 {
+				cpu = fmt.Sprintf("%.0f", m.CPUPerPkt)
+			}
+			fmt.Printf("%-8s %-13s %9.2f %10.1f %12s %10s %10s\n", w.Name, f, m.Gbps, m.PPS/1e3, cpu,
+				ratio(m.Gbps, wg.Gbps), ratio(m.CPUPerPkt, wg.CPUPerPkt))
+		}
+	}
+	for _, w := range workloads {
+		if w.Args != nil {
+			continue
+		}
+		fmt.Printf("\n%-8s %-13s %12s %12s %6s %12s\n", "ping", "forwarder", "median us", "p99 us", "lost", "median/wg")
+		wg := res.Medians[w.Name]["wireguard-go"]
+		for _, f := range forwarders {
+			if m, ok := res.Medians[w.Name][f]; ok {
+				fmt.Printf("%-8s %-13s %12.1f %12.1f %6d %12s\n", "", f, m.RTTMedian, m.RTTP99, m.Lost, ratio(m.RTTMedian, wg.RTTMedian))
+			}
+		}
+	}
+	fmt.Printf("\n%-13s %14s\n", "forwarder", "peak RSS MiB")
+	for _, f := range forwarders {
+		if v := res.PeakRSSKiB[f]; len(v) > 0 {
+			s := slices.Clone(v)
+			slices.Sort(s)
+			fmt.Printf("%-13s %14.1f\n", f, float64(s[len(s)/2])/1024)
+		}
+	}
+}
+
+func machine() map[string]string {
+	m := map[string]string{"cores": strconv.Itoa(runtime.NumCPU()), "go": runtime.Version()}
+	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
+		m["kernel"] = "Linux " + strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "model name"); ok {
+				m["cpu"] = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(v), ":"))
+				break
+			}
+		}
+	}
+	return m
+}
+
+func cleanup() {
+	for _, ns := range []string{nsA, nsB} {
+		exec.Command("ip", "netns", "pids", ns).Run()
+		if out, _ := exec.Command("ip", "netns", "pids", ns).Output(); len(out) > 0 {
+			for _, p := range strings.Fields(string(out)) {
+				if pid, err := strconv.Atoi(p); err == nil {
+					syscall.Kill(pid, syscall.SIGKILL)
+				}
+			}
+		}
+		exec.Command("ip", "netns", "del", ns).Run()
+	}
+}
+
+func run(name string, args ...string) error {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: %v: %s", name, strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func lastLine(b []byte) string {
+	s := strings.TrimSpace(string(b))
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
+
+func must(err error) {
+	if err != nil {
+		cleanup()
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "bench:", err)
+	os.Exit(1)
+}
