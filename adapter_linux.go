@@ -57,7 +57,10 @@ func parseAlias(alias string) (g GUID, tunnelType string, ok bool) {
 	return g, rest[37:], err == nil
 }
 
-const tunFlags = unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_MULTI_QUEUE
+// tunFlags are the device flags. IFF_VNET_HDR is fixed when the device is created
+// (later queues cannot change it), so every adapter has it, and each session decides
+// with the offload mask whether the kernel may send it super-packets (WithGSO).
+const tunFlags = unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_MULTI_QUEUE | unix.IFF_VNET_HDR
 
 // openQueue opens /dev/net/tun and attaches it to the tun device name as one more
 // queue, creating the device if it does not exist.

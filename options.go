@@ -31,6 +31,7 @@ type SessionOption func(*sessionConfig)
 
 type sessionConfig struct {
 	capture Capture
+	gso     bool
 }
 
 // Direction says which way a packet crossed a session.
@@ -63,3 +64,18 @@ type Capture interface {
 // WithCapture hands every packet that crosses the session to c. Without it the session
 // pays nothing for capturing.
 func WithCapture(c Capture) SessionOption { return func(s *sessionConfig) { s.capture = c } }
+
+// GSOHeaderLen is the length of the segmentation header (Linux's struct
+// virtio_net_hdr) that starts every packet of a session started WithGSO.
+const GSOHeaderLen = 10
+
+// WithGSO starts a session that moves TCP and UDP super-packets of up to 64 KiB
+// instead of ordinary packets, for applications that handle segmentation themselves
+// (forwarders, tunnels that segment after encryption). Every packet it receives, and
+// every packet committed to it, begins with a GSOHeaderLen-byte virtio_net_hdr in
+// host byte order (flags, gso_type, hdr_len, gso_size, csum_start, csum_offset) that
+// describes how to segment it and where its partial checksum is; a packet with
+// gso_type 0 is an ordinary packet. The kernel's offloads are switched on for the
+// adapter, whose super-packets are limited so that each fits a ring record. All the
+// sessions of an adapter must agree on this option.
+func WithGSO() SessionOption { return func(s *sessionConfig) { s.gso = true } }

@@ -144,6 +144,17 @@ func (c *ringReader) release(p []byte) bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if !c.markReleased(off, p) {
+		return false
+	}
+	if off == c.headRelease {
+		c.advance()
+	}
+	return true
+}
+
+// markReleased sets the release bit of the held packet p at off; c.mu is held.
+func (c *ringReader) markReleased(off uint32, p []byte) bool {
 	if c.head >= c.r.capacity || c.r.wrap(off-c.headRelease) >= c.r.wrap(c.head-c.headRelease) {
 		return false
 	}
@@ -152,9 +163,11 @@ func (c *ringReader) release(p []byte) bool {
 		return false
 	}
 	*sz |= recordFlag
-	if off != c.headRelease {
-		return true
-	}
+	return true
+}
+
+// advance moves Head over the leading run of released packets; c.mu is held.
+func (c *ringReader) advance() {
 	for c.pending > 0 {
 		s := *c.r.size(c.headRelease)
 		if s&recordFlag == 0 {
@@ -164,7 +177,6 @@ func (c *ringReader) release(p []byte) bool {
 		c.pending--
 	}
 	atomic.StoreUint32(c.r.head(), c.headRelease)
-	return true
 }
 
 // ringWriter is the application's producer side of a ring: space is allocated in
@@ -207,6 +219,17 @@ func (w *ringWriter) commit(p []byte) bool {
 	}
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if !w.markCommitted(off, p) {
+		return false
+	}
+	if off == w.tailRelease {
+		w.advance()
+	}
+	return true
+}
+
+// markCommitted clears the bit of the uncommitted packet p at off; w.mu is held.
+func (w *ringWriter) markCommitted(off uint32, p []byte) bool {
 	if w.tail >= w.r.capacity || w.r.wrap(off-w.tailRelease) >= w.r.wrap(w.tail-w.tailRelease) {
 		return false
 	}
@@ -215,9 +238,11 @@ func (w *ringWriter) commit(p []byte) bool {
 		return false
 	}
 	*sz &^= recordFlag
-	if off != w.tailRelease {
-		return true
-	}
+	return true
+}
+
+// advance moves Tail over the leading run of committed packets; w.mu is held.
+func (w *ringWriter) advance() {
 	for w.pending > 0 {
 		s := *w.r.size(w.tailRelease)
 		if s&recordFlag != 0 {
@@ -227,5 +252,4 @@ func (w *ringWriter) commit(p []byte) bool {
 		w.pending--
 	}
 	atomic.StoreUint32(w.r.tail(), w.tailRelease)
-	return true
 }

@@ -403,3 +403,41 @@ func TestCheckName(t *testing.T) {
 		}
 	}
 }
+
+func TestRingBatch(t *testing.T) {
+	r, w, rd := newPair(RingCapacityMin)
+	out := make([][]byte, 8)
+	n, err := w.allocateBatch([]int{10, 20, 30}, out)
+	if n != 3 || err != nil {
+		t.Fatalf("allocateBatch = %d, %v", n, err)
+	}
+	for i := 0; i < 3; i++ {
+		out[i][0] = byte(i)
+	}
+	if refused := w.commitBatch([][]byte{out[2], out[0], make([]byte, 4)}); refused != 1 {
+		t.Errorf("commitBatch refused %d, want 1 (the foreign slice)", refused)
+	}
+	in := make([][]byte, 8)
+	if n, _ := rd.receiveBatch(in); n != 1 || in[0][0] != 0 {
+		t.Fatalf("receiveBatch before the middle packet is committed: %d packets", n)
+	}
+	w.commitBatch(out[1:2])
+	n, err = rd.receiveBatch(in[1:])
+	if n != 2 || err != nil || in[1][0] != 1 || in[2][0] != 2 {
+		t.Fatalf("receiveBatch = %d, %v; want packets 1 and 2 in order", n, err)
+	}
+	if n, err := rd.receiveBatch(in); n != 0 || err != ErrNoMoreItems {
+		t.Errorf("receiveBatch on an empty ring = %d, %v", n, err)
+	}
+	if refused := rd.releaseBatch([][]byte{in[2], in[0], in[1]}); refused != 0 {
+		t.Errorf("releaseBatch refused %d", refused)
+	}
+	if *r.head() != *r.tail() {
+		t.Errorf("head %d != tail %d after releasing everything", *r.head(), *r.tail())
+	}
+	// A batch larger than the free space stops at the first packet that does not fit.
+	n, err = w.allocateBatch([]int{60000, 60000, 60000}, out)
+	if n != 2 || err != ErrBufferOverflow {
+		t.Errorf("allocateBatch over capacity = %d, %v; want 2, ErrBufferOverflow", n, err)
+	}
+}

@@ -20,6 +20,7 @@ import (
 type Session struct {
 	adapter *Adapter
 	capture Capture // nil unless WithCapture
+	gso     bool    // packets carry a virtio_net_hdr (WithGSO)
 	file    *os.File
 	conn    syscall.RawConn
 
@@ -69,31 +70,49 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 	}
 	// Attaching by name to a device that has gone would create a new one: check that
 	// the name is still this adapter before and after.
-	if _, guid, _, err := lookup(a.name); err != nil || guid != a.guid {
+	link, guid, _, err := lookup(a.name)
+	if err != nil || guid != a.guid {
 		return nil, fmt.Errorf("wintun: start session on %q: not in this network namespace any more: %w", a.name, ErrAdapterGone)
 	}
-	fd, err := openQueue(a.name, tunFlags, true)
-	if err != nil {
+	if err := checkOffloadMode(a, cfg.gso); err != nil {
 		return nil, err
 	}
+	fd := -1
+	fail := func(err error) (*Session, error) {
+		releaseOffloadMode(a.guid)
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return nil, err
+	}
+	if fd, err = openQueue(a.name, tunFlags, true); err != nil {
+		return fail(err)
+	}
 	if _, guid, _, err := lookup(a.name); err != nil || guid != a.guid {
-		unix.Close(fd)
-		return nil, fmt.Errorf("wintun: start session on %q: %w", a.name, ErrAdapterGone)
+		return fail(fmt.Errorf("wintun: start session on %q: %w", a.name, ErrAdapterGone))
+	}
+	if err := setOffload(fd, link, cfg.gso); err != nil {
+		return fail(err)
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETCARRIER, 1); err != nil {
+		return fail(fmt.Errorf("wintun: start session on %q: carrier on: %w", a.name, err))
+	}
+	file := os.NewFile(uintptr(fd), "/dev/net/tun")
+	conn, err := file.SyscallConn()
+	if err != nil {
+		fd = -1 // the file owns it now
+		file.Close()
+		return fail(err)
 	}
 	carrierUsers.Lock()
-	err = unix.IoctlSetPointerInt(fd, unix.TUNSETCARRIER, 1)
-	if err == nil {
-		carrierUsers.n[a.guid]++
-	}
+	carrierUsers.n[a.guid]++
 	carrierUsers.Unlock()
-	if err != nil {
-		unix.Close(fd)
-		return nil, fmt.Errorf("wintun: start session on %q: carrier on: %w", a.name, err)
-	}
 	s := &Session{
 		adapter:    a,
+		gso:        cfg.gso,
 		capture:    cfg.capture,
-		file:       os.NewFile(uintptr(fd), "/dev/net/tun"),
+		file:       file,
+		conn:       conn,
 		rx:         ringReader{r: newRing(capacity)},
 		txr:        newRing(capacity),
 		readEvent:  make(chan struct{}, 1),
@@ -103,10 +122,6 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 		finished:   make(chan struct{}),
 	}
 	s.tx.r = s.txr
-	if s.conn, err = s.file.SyscallConn(); err != nil {
-		s.file.Close()
-		return nil, err
-	}
 	a.sessions[s] = struct{}{}
 	go s.receiveLoop()
 	go s.sendLoop()
@@ -140,6 +155,7 @@ func (s *Session) shutdown(cause error) {
 		s.file.Close() // wakes the reader blocked in the poller
 		s.adapter.mu.Lock()
 		delete(s.adapter.sessions, s)
+		releaseOffloadMode(s.adapter.guid)
 		s.adapter.mu.Unlock()
 		if cause != ErrSessionEnded {
 			logWarn("wintun: session ended", "adapter", s.adapter.name, "cause", cause)
@@ -218,14 +234,7 @@ func (s *Session) SendPacket(packet []byte) {
 		}
 		return
 	}
-	// Tail was published with a sequentially consistent store; if the writer said it
-	// would sleep before that, it re-reads Tail or gets this token (no missed wake-up).
-	if atomic.LoadInt32(s.txr.alertable()) != 0 {
-		select {
-		case s.txWake <- struct{}{}:
-		default:
-		}
-	}
+	s.wakeWriter()
 }
 
 // gone reports whether a read or write error means that the queue is no longer
@@ -235,6 +244,18 @@ func gone(err error) bool {
 	return errors.Is(err, unix.EBADFD)
 }
 
+// zeroHeader precedes every packet of a plain session on its way to the kernel: no
+// segmentation, checksum complete.
+var zeroHeader [GSOHeaderLen]byte
+
+// valid applies Wintun's checks to the IP packet, after the header in GSO mode.
+func (s *Session) valid(p []byte) bool {
+	if s.gso {
+		return len(p) > GSOHeaderLen && validPacket(p[GSOHeaderLen:])
+	}
+	return validPacket(p)
+}
+
 // receiveLoop moves packets from the kernel into the receive ring, a bundle at a time.
 // A packet that does not fit is dropped and counted: the kernel is never kept waiting.
 func (s *Session) receiveLoop() {
@@ -242,6 +263,7 @@ func (s *Session) receiveLoop() {
 	st := &s.adapter.stats
 	var tail uint32
 	var scratch []byte
+	var hdr [GSOHeaderLen]byte // a plain session's copy of the virtio_net_hdr
 	cause := ErrSessionEnded
 	for {
 		n := 0
@@ -261,7 +283,13 @@ func (s *Session) receiveLoop() {
 					}
 					buf = scratch
 				}
-				m, err := unix.Read(int(fd), buf)
+				var m int
+				var err error
+				if s.gso {
+					m, err = unix.Read(int(fd), buf)
+				} else if m, err = unix.Readv(int(fd), [][]byte{hdr[:], buf}); err == nil {
+					m -= GSOHeaderLen
+				}
 				switch {
 				case err == unix.EINTR:
 					continue
@@ -270,7 +298,12 @@ func (s *Session) receiveLoop() {
 				case err != nil:
 					rerr = err
 					return true
-				case m == 0:
+				case m <= 0:
+					st.rxErrors.Add(1)
+					continue
+				case !s.gso && hdr[1] != 0:
+					// A super-packet for a plain session: the offload mask was
+					// switched on behind its back (another process's WithGSO).
 					st.rxErrors.Add(1)
 					continue
 				}
@@ -350,12 +383,16 @@ func (s *Session) sendLoop() {
 					return true
 				}
 				p := r.packet(head, size)
-				if !validPacket(p) {
+				if !s.valid(p) {
 					st.txDiscardsInvalid.Add(1)
 					head = after
 					continue
 				}
-				_, err = unix.Write(int(fd), p)
+				if s.gso {
+					_, err = unix.Write(int(fd), p)
+				} else {
+					_, err = unix.Writev(int(fd), [][]byte{zeroHeader[:], p})
+				}
 				switch {
 				case err == unix.EINTR:
 					continue

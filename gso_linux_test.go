@@ -1,0 +1,94 @@
+package wintun_test
+
+import (
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"go.wintun.dev/wintun"
+	"go.wintun.dev/wintun/internal/netns"
+)
+
+// gsoPair is forwarderPair with sessions started WithGSO and the batch forwarder.
+func gsoPair(t *testing.T, supers *atomic.Int64) (nsA, nsB *netns.NS, a, b *wintun.Adapter) {
+	nsA, nsB = netns.ForTest(t), netns.ForTest(t)
+	start := func(ns *netns.NS, addr string) (*wintun.Adapter, *wintun.Session) {
+		var a *wintun.Adapter
+		var s *wintun.Session
+		if err := ns.Do(func() (err error) {
+			if a, err = wintun.CreateAdapter("wtgso", "Test", nil); err != nil {
+				return err
+			}
+			if err = a.AddAddress(netip.MustParsePrefix(addr)); err != nil {
+				return err
+			}
+			s, err = a.StartSession(0x400000, wintun.WithGSO())
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.End(); ns.Do(func() error { return a.Close() }) })
+		return a, s
+	}
+	a, sa := start(nsA, "10.210.0.1/24")
+	b, sb := start(nsB, "10.210.0.2/24")
+	var wg sync.WaitGroup
+	wg.Add(2)
+	count := func(p []byte) {
+		if p[1] != 0 { // gso_type of the virtio_net_hdr
+			supers.Add(1)
+		}
+	}
+	go func() { defer wg.Done(); forwardBatch(sa, sb, count) }()
+	go func() { defer wg.Done(); forwardBatch(sb, sa, count) }()
+	t.Cleanup(func() { sa.End(); sb.End(); wg.Wait() })
+	return nsA, nsB, a, b
+}
+
+// TestGSOForwarder moves a 64 MiB TCP transfer between two namespaces through
+// sessions started WithGSO: super-packets must cross intact with their headers.
+func TestGSOForwarder(t *testing.T) {
+	var supers atomic.Int64
+	nsA, nsB, _, _ := gsoPair(t, &supers)
+	transferTCP(t, nsA, nsB, "10.210.0.2:5003", 64<<20)
+	if supers.Load() == 0 {
+		t.Error("no super-packet (gso_type != 0) crossed the forwarder: offloads are not in use")
+	}
+	t.Logf("%d super-packets forwarded", supers.Load())
+}
+
+func TestGSOModesDoNotMix(t *testing.T) {
+	ns := netns.ForTest(t)
+	ns.Do(func() error {
+		a, err := wintun.CreateAdapter("wtmix", "Test", nil)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		defer a.Close()
+		s, err := a.StartSession(wintun.RingCapacityMin)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		if _, err := a.StartSession(wintun.RingCapacityMin, wintun.WithGSO()); err == nil {
+			t.Error("a WithGSO session started next to a plain one")
+		}
+		s.End()
+		g, err := a.StartSession(wintun.RingCapacityMin, wintun.WithGSO())
+		if err != nil {
+			t.Errorf("WithGSO after the plain session ended: %v", err)
+			return nil
+		}
+		g.End()
+		// And back: the offload mask is switched off again for a plain session.
+		p, err := a.StartSession(wintun.RingCapacityMin)
+		if err != nil {
+			t.Errorf("plain session after a WithGSO one: %v", err)
+			return nil
+		}
+		p.End()
+		return nil
+	})
+}
