@@ -3,6 +3,7 @@ package wgtun_test
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net/netip"
 	"testing"
 	"time"
@@ -176,5 +177,82 @@ func TestReadWriteBatches(t *testing.T) {
 	}
 	if st := d.Stats(); st.ReadDropsTooBig < 1 {
 		t.Errorf("ReadDropsTooBig = %d, want at least 1", st.ReadDropsTooBig)
+	}
+}
+
+// TestAdapterDeleted checks that deleting the link ends a pending Read with an io.EOF
+// error (so that wireguard-go closes its device) and reports EventDown.
+func TestAdapterDeleted(t *testing.T) {
+	checkGoroutines(t)
+	ns := netns.ForTest(t)
+	_, d := newDevice(t, ns, "wgdel")
+	if e := nextEvent(t, d); e != tun.EventUp {
+		t.Fatalf("first event %v, want EventUp", e)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		bufs, sizes := [][]byte{make([]byte, 2000)}, make([]int, 1)
+		for {
+			if _, err := d.Read(bufs, sizes, 0); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	if err := ns.Do(func() error {
+		l, err := netlink.LinkByName("wgdel")
+		if err == nil {
+			err = netlink.LinkDel(l)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, io.EOF) {
+			t.Errorf("Read after the link was deleted: %v, want an io.EOF error", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Read still blocked 10 s after the link was deleted")
+	}
+	if e := nextEvent(t, d); e != tun.EventDown {
+		t.Errorf("event %v after deletion, want EventDown", e)
+	}
+}
+
+// TestWithSession checks that a Device on the caller's session leaves it running
+// after Close.
+func TestWithSession(t *testing.T) {
+	checkGoroutines(t)
+	ns := netns.ForTest(t)
+	var a *wintun.Adapter
+	var s *wintun.Session
+	var d *wgtun.Device
+	err := ns.Do(func() error {
+		var err error
+		if a, err = wintun.CreateAdapter("wgsess", "Test", nil); err != nil {
+			return err
+		}
+		if s, err = a.StartSession(wintun.RingCapacityMin); err != nil {
+			return err
+		}
+		d, err = wgtun.New(a, wgtun.WithSession(s))
+		return err
+	})
+	t.Cleanup(func() {
+		if a != nil {
+			ns.Do(func() error { return a.Close() }) // ends s too
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Session() != s || d.Adapter() != a {
+		t.Error("Session or Adapter is not the one given")
+	}
+	d.Close()
+	if _, err := s.ReceivePacket(); err != nil && err != wintun.ErrNoMoreItems {
+		t.Errorf("session after Device.Close: %v, want it still running", err)
 	}
 }
