@@ -13,7 +13,6 @@ package wgtun
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync"
 	"sync/atomic"
@@ -194,18 +193,16 @@ func (d *Device) Name() (string, error) { return *d.name.Load(), nil }
 func (d *Device) Events() <-chan tun.Event { return d.events }
 
 // closedErr maps a session error to what a tun.Device reports: os.ErrClosed after
-// Close (wireguard-go then closes quietly), otherwise the session's io.EOF error, which
-// makes wireguard-go close the device.
+// Close (wireguard-go then stops quietly), otherwise the session's error (an io.EOF
+// error once the adapter is gone, ErrInvalidData for a corrupt ring), on which
+// wireguard-go closes its device.
 func (d *Device) closedErr(err error) error {
 	select {
 	case <-d.done:
 		return os.ErrClosed
 	default:
 	}
-	if errors.Is(err, io.EOF) {
-		return fmt.Errorf("wgtun: %w", err)
-	}
-	return fmt.Errorf("wgtun: read: %w", err)
+	return fmt.Errorf("wgtun: %s: %w", *d.name.Load(), err)
 }
 
 // Read waits for packets and copies as many as are ready, up to len(bufs), into
