@@ -1,0 +1,379 @@
+package wgtun_test
+
+import (
+	"bytes"
+	"crypto/ecdh"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	mrand "math/rand/v2"
+	"net"
+	"net/netip"
+	"os"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/net/icmp"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
+	"golang.zx2c4.com/wireguard/conn"
+	"golang.zx2c4.com/wireguard/device"
+
+	"go.wintun.dev/wintun"
+	"go.wintun.dev/wintun/internal/netns"
+	"go.wintun.dev/wintun/wgtun"
+)
+
+// checkGoroutines fails the test if, a few seconds after it ends, more goroutines run
+// than before it started. Register it first: cleanups run last-in first-out, so it
+// runs after every other cleanup of the test.
+func checkGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		var now int
+		for i := 0; i < 500; i++ {
+			if now = runtime.NumGoroutine(); now <= before {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		buf := make([]byte, 1<<20)
+		t.Errorf("%d goroutines before the test, %d after:\n%s", before, now, buf[:runtime.Stack(buf, true)])
+	})
+}
+
+// nsBind is wireguard-go's default UDP bind whose sockets are always opened inside
+// one network namespace. wireguard-go opens its bind from whichever goroutine brings
+// the device up, including its own event goroutine when the tun device reports
+// EventUp; in a test that runs two namespaces in one process, that thread may be in
+// another namespace. A socket stays in the namespace it was opened in, so the rest
+// of the bind may run anywhere.
+type nsBind struct {
+	conn.Bind
+	ns *netns.NS
+}
+
+func (b *nsBind) Open(port uint16) (fns []conn.ReceiveFunc, actual uint16, err error) {
+	if derr := b.ns.Do(func() error {
+		fns, actual, err = b.Bind.Open(port)
+		return nil
+	}); derr != nil {
+		return nil, 0, derr
+	}
+	return fns, actual, err
+}
+
+// key is a WireGuard (Curve25519) key pair.
+type key struct{ private, public []byte }
+
+func newKey(t *testing.T) key {
+	t.Helper()
+	k, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key{k.Bytes(), k.PublicKey().Bytes()}
+}
+
+// peer is one end of the tunnel: a wireguard-go device on a wintun adapter in its
+// own namespace.
+type peer struct {
+	ns      *netns.NS
+	adapter *wintun.Adapter
+	tun     *wgtun.Device
+	dev     *device.Device
+	addr4   netip.Addr // tunnel addresses
+	addr6   netip.Addr
+}
+
+// startPeer creates adapter name in ns with the tunnel addresses, wraps it with
+// wgtun and runs a wireguard-go device on it that listens on port and talks to one
+// peer at endpoint. Everything is done on the namespace's thread, so the adapter,
+// the link monitor and the UDP sockets all belong to ns.
+func startPeer(t *testing.T, ns *netns.NS, name string, self, other key, port int, endpoint string, addr4, addr6, peer4, peer6 string) *peer {
+	t.Helper()
+	p := &peer{ns: ns, addr4: netip.MustParsePrefix(addr4).Addr(), addr6: netip.MustParsePrefix(addr6).Addr()}
+	level := device.LogLevelSilent
+	if testing.Verbose() {
+		level = device.LogLevelVerbose
+	}
+	uapi := strings.Join([]string{
+		"private_key=" + hex.EncodeToString(self.private),
+		fmt.Sprintf("listen_port=%d", port),
+		"replace_peers=true",
+		"public_key=" + hex.EncodeToString(other.public),
+		"endpoint=" + endpoint,
+		"replace_allowed_ips=true",
+		"allowed_ip=" + peer4,
+		"allowed_ip=" + peer6,
+		"",
+	}, "\n")
+	err := ns.Do(func() error {
+		var err error
+		if p.adapter, err = wintun.CreateAdapter(name, "WireGuard", nil, wintun.WithMTU(device.DefaultMTU)); err != nil {
+			return err
+		}
+		for _, a := range []string{addr4, addr6} {
+			if err := p.adapter.AddAddress(netip.MustParsePrefix(a)); err != nil {
+				return err
+			}
+		}
+		if p.tun, err = wgtun.New(p.adapter); err != nil {
+			return err
+		}
+		p.dev = device.NewDevice(p.tun, &nsBind{conn.NewDefaultBind(), ns}, device.NewLogger(level, "("+name+") "))
+		if err := p.dev.IpcSet(uapi); err != nil {
+			return fmt.Errorf("IpcSet: %w", err)
+		}
+		return p.dev.Up()
+	})
+	t.Cleanup(func() {
+		if p.dev != nil {
+			p.dev.Close() // closes p.tun too
+		} else if p.tun != nil {
+			p.tun.Close()
+		}
+		if p.adapter != nil {
+			ns.Do(func() error { return p.adapter.Close() })
+		}
+	})
+	if err != nil {
+		t.Fatalf("peer %s: %v", name, err)
+	}
+	return p
+}
+
+// vethPair joins two namespaces with a veth pair: created in a, one end moved to b.
+func vethPair(t *testing.T, a, b *netns.NS, addrA, addrB string) {
+	t.Helper()
+	err := a.Do(func() error {
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "wgveth0"}, PeerName: "wgveth1"}
+		if err := netlink.LinkAdd(veth); err != nil {
+			return fmt.Errorf("add veth: %w", err)
+		}
+		other, err := netlink.LinkByName("wgveth1")
+		if err != nil {
+			return err
+		}
+		if err := netlink.LinkSetNsFd(other, b.FD()); err != nil {
+			return fmt.Errorf("move veth end: %w", err)
+		}
+		return linkUp("wgveth0", addrA)
+	})
+	if err == nil {
+		err = b.Do(func() error { return linkUp("wgveth1", addrB) })
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func linkUp(name, addr string) error {
+	link, err := netlink.LinkByName(name)
+	if err != nil {
+		return err
+	}
+	a, err := netlink.ParseAddr(addr)
+	if err != nil {
+		return err
+	}
+	if err := netlink.AddrAdd(link, a); err != nil {
+		return fmt.Errorf("address %s on %s: %w", addr, name, err)
+	}
+	return netlink.LinkSetUp(link)
+}
+
+// ping sends ICMP echo requests from src (inside ns) to dst, once a second, until a
+// matching reply arrives or timeout passes.
+func ping(ns *netns.NS, src, dst netip.Addr, timeout time.Duration) error {
+	network, proto := "ip4:icmp", 1
+	var typ icmp.Type = ipv4.ICMPTypeEcho
+	if src.Is6() {
+		network, proto, typ = "ip6:ipv6-icmp", 58, ipv6.ICMPTypeEchoRequest
+	}
+	var c *icmp.PacketConn
+	if err := ns.Do(func() (err error) {
+		c, err = icmp.ListenPacket(network, src.String())
+		return err
+	}); err != nil {
+		return fmt.Errorf("ping %v: %w", dst, err)
+	}
+	defer c.Close()
+	id := mrand.IntN(0xffff)
+	data := []byte("wgtun ping " + dst.String())
+	deadline := time.Now().Add(timeout)
+	buf := make([]byte, 1500)
+	for seq := 1; time.Now().Before(deadline); seq++ {
+		msg := icmp.Message{Type: typ, Body: &icmp.Echo{ID: id, Seq: seq, Data: data}}
+		b, err := msg.Marshal(nil) // the kernel fills in the ICMPv6 checksum
+		if err != nil {
+			return err
+		}
+		if _, err := c.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+			return fmt.Errorf("ping %v: %w", dst, err)
+		}
+		c.SetReadDeadline(time.Now().Add(time.Second))
+		for {
+			n, from, err := c.ReadFrom(buf)
+			if err != nil {
+				break // timeout: send the next request
+			}
+			m, err := icmp.ParseMessage(proto, buf[:n])
+			if err != nil || (m.Type != ipv4.ICMPTypeEchoReply && m.Type != ipv6.ICMPTypeEchoReply) {
+				continue
+			}
+			e, ok := m.Body.(*icmp.Echo)
+			if ok && e.ID == id && bytes.Equal(e.Data, data) && from.(*net.IPAddr).IP.Equal(dst.AsSlice()) {
+				return nil
+			}
+		}
+	}
+	return fmt.Errorf("ping %v from %v: no reply within %v", dst, src, timeout)
+}
+
+// transfer sends size bytes of pseudo-random data over TCP from client (inside
+// nsClient) to server (listening inside nsServer) and checks their SHA-256.
+func transfer(t *testing.T, nsServer, nsClient *netns.NS, server netip.Addr, size int64) {
+	t.Helper()
+	var ln net.Listener
+	if err := nsServer.Do(func() (err error) {
+		ln, err = net.Listen("tcp", netip.AddrPortFrom(server, 0).String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	deadline := time.Now().Add(60 * time.Second)
+
+	type result struct {
+		n   int64
+		sum []byte
+		err error
+	}
+	got := make(chan result, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		defer c.Close()
+		c.SetDeadline(deadline)
+		h := sha256.New()
+		n, err := io.Copy(h, c)
+		got <- result{n, h.Sum(nil), err}
+	}()
+
+	var c net.Conn
+	if err := nsClient.Do(func() (err error) {
+		c, err = (&net.Dialer{Timeout: 20 * time.Second}).Dial("tcp", ln.Addr().String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(deadline)
+	h := sha256.New()
+	src := io.TeeReader(io.LimitReader(mrand.NewChaCha8([32]byte{byte(size)}), size), h)
+	start := time.Now()
+	_, werr := io.Copy(c, src)
+	c.Close()
+	r := <-got
+	elapsed := time.Since(start)
+	if werr != nil {
+		t.Fatalf("send: %v", werr)
+	}
+	if r.err != nil {
+		t.Fatalf("receive: %v", r.err)
+	}
+	if r.n != size || !bytes.Equal(r.sum, h.Sum(nil)) {
+		t.Fatalf("received %d bytes with SHA-256 %x; sent %d bytes with SHA-256 %x", r.n, r.sum, size, h.Sum(nil))
+	}
+	t.Logf("TCP to %v: %d MiB verified in %v (%.0f Mbit/s)", server, size>>20, elapsed.Round(time.Millisecond),
+		float64(size)*8/elapsed.Seconds()/1e6)
+}
+
+// TestWireGuardEndToEnd runs two wireguard-go devices on wintun adapters, in two
+// namespaces joined by a veth pair, and sends pings and TCP through the tunnel.
+func TestWireGuardEndToEnd(t *testing.T) {
+	checkGoroutines(t)
+	nsA, nsB := netns.ForTest(t), netns.ForTest(t)
+	vethPair(t, nsA, nsB, "192.168.77.1/24", "192.168.77.2/24")
+	keyA, keyB := newKey(t), newKey(t)
+	a := startPeer(t, nsA, "wga", keyA, keyB, 51820, "192.168.77.2:51821",
+		"10.100.0.1/24", "fd00:100::1/64", "10.100.0.2/32", "fd00:100::2/128")
+	b := startPeer(t, nsB, "wgb", keyB, keyA, 51821, "192.168.77.1:51820",
+		"10.100.0.2/24", "fd00:100::2/64", "10.100.0.1/32", "fd00:100::1/128")
+
+	for _, c := range []struct {
+		ns       *netns.NS
+		src, dst netip.Addr
+	}{
+		{nsA, a.addr4, b.addr4}, {nsB, b.addr4, a.addr4},
+		{nsA, a.addr6, b.addr6}, {nsB, b.addr6, a.addr6},
+	} {
+		start := time.Now()
+		if err := ping(c.ns, c.src, c.dst, 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("ping %v -> %v: reply after %v", c.src, c.dst, time.Since(start).Round(time.Millisecond))
+	}
+
+	transfer(t, nsB, nsA, b.addr4, 64<<20)
+	transfer(t, nsA, nsB, a.addr6, 8<<20)
+
+	for _, p := range []*peer{a, b} {
+		st, ws := p.adapter.Stats(), p.tun.Stats()
+		t.Logf("%s: %+v; %+v", p.adapter.Name(), st, ws)
+		if ws.ReadDropsTooBig != 0 || ws.WriteDropsInvalid != 0 {
+			t.Errorf("%s: unexpected drops: %+v", p.adapter.Name(), ws)
+		}
+	}
+}
+
+// TestCloseUnblocksRead checks that Close wakes a Read waiting for packets, closes
+// Events, and leaves no goroutine behind; and that Close is idempotent.
+func TestCloseUnblocksRead(t *testing.T) {
+	checkGoroutines(t)
+	ns := netns.ForTest(t)
+	_, d := newDevice(t, ns, "wgclose")
+	errc := make(chan error, 1)
+	go func() {
+		bufs := [][]byte{make([]byte, 2000)}
+		sizes := make([]int, 1)
+		for {
+			// Packets the kernel sends on its own (e.g. IPv6 router solicitations)
+			// may arrive first; only the error counts.
+			if _, err := d.Read(bufs, sizes, 16); err != nil {
+				errc <- err
+				return
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	var wg sync.WaitGroup
+	for i := 0; i < 3; i++ {
+		wg.Add(1)
+		go func() { defer wg.Done(); d.Close() }()
+	}
+	wg.Wait()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, os.ErrClosed) {
+			t.Errorf("Read after Close: %v, want os.ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Read still blocked 10 s after Close")
+	}
+	for range d.Events() {
+	}
+	if _, err := d.Write([][]byte{make([]byte, 40)}, 0); err == nil {
+		t.Error("Write after Close succeeded")
+	}
+}
