@@ -73,6 +73,13 @@ type results struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "wgpeer" {
+		if err := wgPeerMain(os.Args[2], os.Args[3], os.Args[4], os.Args[5], os.Args[6]); err != nil {
+			fmt.Fprintln(os.Stderr, "wgpeer:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) > 1 && os.Args[1] == "forward" {
 		if err := forwardMain(os.Args[2], os.Args[3], os.Args[4], os.Args[5], os.Args[6]); err != nil {
 			fmt.Fprintln(os.Stderr, "forward:", err)
@@ -83,7 +90,7 @@ func main() {
 	reps := flag.Int("reps", 3, "repetitions of every measurement (the median is reported)")
 	secs := flag.Int("t", 5, "seconds per iperf3 run")
 	pings := flag.Int("pings", 1000, "pings per latency run, 1 ms apart")
-	fwds := flag.String("forwarders", "veth,wintun,wintun-batch,wireguard-go,water", "forwarders to measure, comma-separated")
+	fwds := flag.String("forwarders", "veth,wintun,wintun-batch,wireguard-go,water,wg/wireguard-go,wg/wintun", "forwarders to measure, comma-separated")
 	wls := flag.String("workloads", "tcp1,tcp4,udp1400,udp64,ping", "workloads, comma-separated")
 	out := flag.String("json", "bench-results.json", "write all samples and medians to this file")
 	flag.Parse()
@@ -153,27 +160,72 @@ func main() {
 // measure sets up one forwarder between the namespaces, runs every workload through it
 // once and tears it down.
 func measure(res *results, fwd string, workloads []workload, secs, pings int) error {
-	var fproc *exec.Cmd
-	var fout *bufio.Reader
-	if fwd == "veth" {
+	var procs []*exec.Cmd // forwarder or WireGuard peers, whose CPU time is measured
+	var outs []*bufio.Reader
+	target := addrB
+	start := func(cmd *exec.Cmd) error {
+		cmd.Stderr = os.Stderr
+		pipe, _ := cmd.StdoutPipe()
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		r := bufio.NewReader(pipe)
+		line, err := r.ReadString('\n')
+		if strings.TrimSpace(line) != "ready" {
+			cmd.Process.Kill()
+			return fmt.Errorf("%s did not start: %q %v", fwd, line, err)
+		}
+		procs = append(procs, cmd)
+		outs = append(outs, r)
+		return nil
+	}
+	defer func() {
+		for _, p := range procs {
+			p.Process.Kill()
+		}
+	}()
+	self, _ := os.Executable()
+	if impl, ok := strings.CutPrefix(fwd, "wg/"); ok {
+		// Underlay: a veth pair; overlay: the WireGuard devices.
+		if err := run("ip", "-n", nsA, "link", "add", dev, "type", "veth", "peer", "name", dev, "netns", nsB); err != nil {
+			return err
+		}
+		defer run("ip", "-n", nsA, "link", "del", dev)
+		for ns, addr := range map[string]string{nsA: underlayA, nsB: underlayB} {
+			if err := run("ip", "-n", ns, "addr", "add", addr+"/24", "dev", dev); err != nil {
+				return err
+			}
+			if err := run("ip", "-n", ns, "link", "set", dev, "up"); err != nil {
+				return err
+			}
+		}
+		privA, pubA := newKey()
+		privB, pubB := newKey()
+		if err := start(exec.Command("ip", "netns", "exec", nsA, self, "wgpeer", impl, privA, pubB, underlayB, tunnelB+"/32")); err != nil {
+			return err
+		}
+		if err := start(exec.Command("ip", "netns", "exec", nsB, self, "wgpeer", impl, privB, pubA, underlayA, tunnelA+"/32")); err != nil {
+			return err
+		}
+		for ns, addr := range map[string]string{nsA: tunnelA, nsB: tunnelB} {
+			if err := run("ip", "-n", ns, "addr", "add", addr+"/24", "dev", wgDev); err != nil {
+				return err
+			}
+			if err := run("ip", "-n", ns, "link", "set", wgDev, "up"); err != nil {
+				return err
+			}
+		}
+		target = tunnelB
+	} else if fwd == "veth" {
 		if err := run("ip", "-n", nsA, "link", "add", dev, "type", "veth", "peer", "name", dev, "netns", nsB); err != nil {
 			return err
 		}
 		defer run("ip", "-n", nsA, "link", "del", dev)
 	} else {
-		self, _ := os.Executable()
-		fproc = exec.Command(self, "forward", fwd, dev+"a", dev+"b", "/run/netns/"+nsA, "/run/netns/"+nsB)
+		fproc := exec.Command(self, "forward", fwd, dev+"a", dev+"b", "/run/netns/"+nsA, "/run/netns/"+nsB)
 		fproc.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
-		fproc.Stderr = os.Stderr
-		pipe, _ := fproc.StdoutPipe()
-		if err := fproc.Start(); err != nil {
+		if err := start(fproc); err != nil {
 			return err
-		}
-		defer fproc.Process.Kill()
-		fout = bufio.NewReader(pipe)
-		line, err := fout.ReadString('\n')
-		if strings.TrimSpace(line) != "ready" {
-			return fmt.Errorf("forwarder did not start: %q %v", line, err)
 		}
 		// The devices arrive named wtb0a and wtb0b; give both the same name.
 		if err := run("ip", "-n", nsA, "link", "set", dev+"a", "name", dev); err != nil {
@@ -183,15 +235,17 @@ func measure(res *results, fwd string, workloads []workload, secs, pings int) er
 			return err
 		}
 	}
-	for ns, addr := range map[string]string{nsA: addrA, nsB: addrB} {
-		if err := run("ip", "-n", ns, "addr", "add", addr+"/24", "dev", dev); err != nil {
-			return err
-		}
-		if err := run("ip", "-n", ns, "link", "set", dev, "up"); err != nil {
-			return err
+	if target == addrB {
+		for ns, addr := range map[string]string{nsA: addrA, nsB: addrB} {
+			if err := run("ip", "-n", ns, "addr", "add", addr+"/24", "dev", dev); err != nil {
+				return err
+			}
+			if err := run("ip", "-n", ns, "link", "set", dev, "up"); err != nil {
+				return err
+			}
 		}
 	}
-	server := exec.Command("ip", "netns", "exec", nsB, "iperf3", "-s", "-B", addrB)
+	server := exec.Command("ip", "netns", "exec", nsB, "iperf3", "-s", "-B", target)
 	if err := server.Start(); err != nil {
 		return err
 	}
@@ -199,47 +253,52 @@ func measure(res *results, fwd string, workloads []workload, secs, pings int) er
 	time.Sleep(300 * time.Millisecond)
 
 	for _, w := range workloads {
-		var cpu0 time.Duration
-		if fproc != nil {
-			cpu0 = procCPU(fproc.Process.Pid)
+		cpu := func() (t time.Duration) {
+			for _, p := range procs {
+				t += treeCPU(p.Process.Pid)
+			}
+			return t
 		}
+		cpu0 := cpu()
 		var s sample
 		var delivered float64
 		var err error
 		if w.Args == nil {
-			s, err = ping(pings)
+			s, err = ping(target, pings)
 		} else {
-			s, delivered, err = iperf(w, secs)
+			s, delivered, err = iperf(target, w, secs)
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "  %s %s: %v\n", fwd, w.Name, err)
 			continue
 		}
-		if fproc != nil && delivered > 0 {
-			s.CPUPerPkt = float64(procCPU(fproc.Process.Pid)-cpu0) / delivered
+		if len(procs) > 0 && delivered > 0 {
+			s.CPUPerPkt = float64(cpu()-cpu0) / delivered
 		}
 		if res.Samples[w.Name] == nil {
 			res.Samples[w.Name] = map[string][]sample{}
 		}
 		res.Samples[w.Name][fwd] = append(res.Samples[w.Name][fwd], s)
 	}
-	if fproc != nil {
-		fproc.Process.Signal(syscall.SIGTERM)
+	var peak int64
+	for i, p := range procs {
+		peak = max(peak, treeRSS(p.Process.Pid))
+		p.Process.Signal(syscall.SIGTERM)
 		var fr forwardResult
-		if line, err := fout.ReadString('\n'); err == nil {
+		if line, err := outs[i].ReadString('\n'); err == nil {
 			json.Unmarshal([]byte(line), &fr)
 		}
-		fproc.Wait()
-		if ru, ok := fproc.ProcessState.SysUsage().(*syscall.Rusage); ok {
-			res.PeakRSSKiB[fwd] = append(res.PeakRSSKiB[fwd], ru.Maxrss)
-		}
+		p.Wait()
 		res.Forwarded[fwd] = append(res.Forwarded[fwd], fr)
+	}
+	if len(procs) > 0 {
+		res.PeakRSSKiB[fwd] = append(res.PeakRSSKiB[fwd], peak)
 	}
 	return nil
 }
 
-func iperf(w workload, secs int) (sample, float64, error) {
-	args := append([]string{"netns", "exec", nsA, "iperf3", "-c", addrB, "-t", strconv.Itoa(secs), "-J"}, w.Args...)
+func iperf(target string, w workload, secs int) (sample, float64, error) {
+	args := append([]string{"netns", "exec", nsA, "iperf3", "-c", target, "-t", strconv.Itoa(secs), "-J"}, w.Args...)
 	var out []byte
 	var err error
 	for try := 0; try < 5; try++ { // the server may still be starting
@@ -273,8 +332,8 @@ func iperf(w workload, secs int) (sample, float64, error) {
 	return sample{Gbps: sr.Bps / 1e9, PPS: delivered / sr.Seconds}, delivered, nil
 }
 
-func ping(n int) (sample, error) {
-	out, err := exec.Command("ip", "netns", "exec", nsA, "ping", "-n", "-c", strconv.Itoa(n), "-i", "0.001", "-W", "1", addrB).Output()
+func ping(target string, n int) (sample, error) {
+	out, err := exec.Command("ip", "netns", "exec", nsA, "ping", "-n", "-c", strconv.Itoa(n), "-i", "0.001", "-W", "1", target).Output()
 	if err != nil && len(out) == 0 {
 		return sample{}, fmt.Errorf("ping: %v", err)
 	}
@@ -292,6 +351,25 @@ func ping(n int) (sample, error) {
 	}
 	slices.Sort(rtts)
 	return sample{RTTMedian: rtts[len(rtts)/2], RTTP99: rtts[len(rtts)*99/100], Lost: n - len(rtts)}, nil
+}
+
+// treeCPU is the CPU time of a process and its children (ip netns exec execs the
+// peer, so the pid is the peer's own).
+func treeCPU(pid int) time.Duration { return procCPU(pid) }
+
+// treeRSS is a process's peak resident set size in KiB (VmHWM).
+func treeRSS(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			return n
+		}
+	}
+	return 0
 }
 
 // procCPU is a process's user+system CPU time so far.
