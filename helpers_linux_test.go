@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/netip"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -37,6 +38,7 @@ func nsAdapter(t *testing.T, ns *netns.NS, name string, capacity uint32, addrs .
 		}
 		t.Fatal(err)
 	}
+	sessionAdapters.Store(s, a)
 	t.Cleanup(func() {
 		s.End()
 		ns.Do(func() error { return a.Close() })
@@ -67,7 +69,7 @@ func receive(t *testing.T, s *wintun.Session, timeout time.Duration, match func(
 			select {
 			case <-s.ReadWaitEvent():
 			case <-deadline.C:
-				t.Fatalf("no matching packet within %v", timeout)
+				t.Fatalf("no matching packet within %v; stats %+v", timeout, statsOf(s))
 			}
 			continue
 		}
@@ -97,4 +99,13 @@ func checkGoroutines(t *testing.T) {
 		buf := make([]byte, 1<<16)
 		t.Errorf("%d goroutines before the test, %d after:\n%s", before, now, buf[:runtime.Stack(buf, true)])
 	})
+}
+
+var sessionAdapters sync.Map // *wintun.Session -> *wintun.Adapter, for diagnostics
+
+func statsOf(s *wintun.Session) any {
+	if a, ok := sessionAdapters.Load(s); ok {
+		return a.(*wintun.Adapter).Stats()
+	}
+	return "unknown"
 }

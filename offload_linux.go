@@ -3,7 +3,7 @@ package wintun
 import (
 	"errors"
 	"fmt"
-	"sync"
+	"os"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -18,59 +18,27 @@ const (
 	tunFUSO6 = 0x40
 )
 
-// gsoMaxSize limits the adapter's super-packets so that one with its header fits a
-// ring record (PacketSizeMax); the kernel's default is 65536.
+// gsoMaxSize limits the adapter's super-packets so that one, with its header in a
+// WithGSO session, fits a ring record (PacketSizeMax); the kernel's default is 65536.
 const gsoMaxSize = 65000
 
-// offloadModes tracks, per adapter, the GSO mode of this process's sessions: the
-// offload mask is device-wide, so a plain session next to a WithGSO one would receive
-// super-packets it cannot read.
-var offloadModes = struct {
-	sync.Mutex
-	m map[GUID]offloadUse
-}{m: map[GUID]offloadUse{}}
-
-type offloadUse struct {
-	gso      bool
-	sessions int
-}
-
-// checkOffloadMode registers a session's mode, refusing one that differs from the
-// running sessions' mode.
-func checkOffloadMode(a *Adapter, gso bool) error {
-	offloadModes.Lock()
-	defer offloadModes.Unlock()
-	u := offloadModes.m[a.guid]
-	if u.sessions > 0 && u.gso != gso {
-		return fmt.Errorf("wintun: adapter %q has sessions with WithGSO=%v; all its sessions must agree", a.name, u.gso)
-	}
-	offloadModes.m[a.guid] = offloadUse{gso: gso, sessions: u.sessions + 1}
-	return nil
-}
-
-// releaseOffloadMode unregisters a session registered by checkOffloadMode.
-func releaseOffloadMode(g GUID) {
-	offloadModes.Lock()
-	defer offloadModes.Unlock()
-	if u := offloadModes.m[g]; u.sessions > 1 {
-		offloadModes.m[g] = offloadUse{gso: u.gso, sessions: u.sessions - 1}
-	} else {
-		delete(offloadModes.m, g)
-	}
-}
+// offloadsDisabled reports whether the environment switches the kernel's offloads off
+// (WINTUN_OFFLOAD=0), for kernels whose offloads are broken.
+func offloadsDisabled() bool { return os.Getenv("WINTUN_OFFLOAD") == "0" }
 
 // setOffload sets the device-wide offload mask from the queue fd: the kernel keeps the
-// mask of earlier sessions, so a session never assumes it. With gso, TCP segmentation
-// and (from Linux 6.2) UDP segmentation are on; without, everything is off so that the
-// queue receives ordinary packets with complete checksums.
+// mask of earlier sessions, so a session never assumes it. TCP segmentation and (from
+// Linux 6.2) UDP segmentation are on, so that the kernel hands over super-packets of
+// up to 64 KiB in one read: sessions started WithGSO pass them on, the others split
+// them. WINTUN_OFFLOAD=0 switches them off, for every session of the adapter.
 func setOffload(fd int, link netlink.Link, gso bool) error {
-	if !gso {
+	if offloadsDisabled() {
 		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0); err != nil {
 			return fmt.Errorf("wintun: offloads off: %w", err)
 		}
 		return nil
 	}
-	if link.Attrs().MTU > PacketSizeMax-GSOHeaderLen {
+	if gso && link.Attrs().MTU > PacketSizeMax-GSOHeaderLen {
 		return fmt.Errorf("wintun: WithGSO needs an MTU of at most %d, not %d", PacketSizeMax-GSOHeaderLen, link.Attrs().MTU)
 	}
 	if link.Attrs().GSOMaxSize > gsoMaxSize || link.Attrs().GSOMaxSize == 0 {

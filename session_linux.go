@@ -3,12 +3,15 @@ package wintun
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netlink"
+	"go.wintun.dev/wintun/internal/offload"
 	"golang.org/x/sys/unix"
 )
 
@@ -74,12 +77,8 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 	if err != nil || guid != a.guid {
 		return nil, fmt.Errorf("wintun: start session on %q: not in this network namespace any more: %w", a.name, ErrAdapterGone)
 	}
-	if err := checkOffloadMode(a, cfg.gso); err != nil {
-		return nil, err
-	}
 	fd := -1
 	fail := func(err error) (*Session, error) {
-		releaseOffloadMode(a.guid)
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -107,6 +106,7 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 	carrierUsers.Lock()
 	carrierUsers.n[a.guid]++
 	carrierUsers.Unlock()
+	waitOperUp(link)
 	s := &Session{
 		adapter:    a,
 		gso:        cfg.gso,
@@ -126,6 +126,24 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 	go s.receiveLoop()
 	go s.sendLoop()
 	return s, nil
+}
+
+// waitOperUp waits, for at most a second, until the kernel has acted on the carrier:
+// it activates the device's queueing discipline asynchronously (linkwatch), and packets
+// the system sends before that are dropped, so a reply to the session's first packet
+// could be lost.
+func waitOperUp(link netlink.Link) {
+	if link.Attrs().Flags&net.FlagUp == 0 {
+		return // administratively down: nothing will be sent anyway
+	}
+	deadline := time.Now().Add(time.Second)
+	for pause := 50 * time.Microsecond; time.Now().Before(deadline); pause = min(2*pause, 10*time.Millisecond) {
+		l, err := netlink.LinkByIndex(link.Attrs().Index)
+		if err != nil || l.Attrs().OperState == netlink.OperUp {
+			return
+		}
+		time.Sleep(pause)
+	}
 }
 
 // End ends the session: it detaches the queue, wakes every goroutine waiting on
@@ -155,7 +173,6 @@ func (s *Session) shutdown(cause error) {
 		s.file.Close() // wakes the reader blocked in the poller
 		s.adapter.mu.Lock()
 		delete(s.adapter.sessions, s)
-		releaseOffloadMode(s.adapter.guid)
 		s.adapter.mu.Unlock()
 		if cause != ErrSessionEnded {
 			logWarn("wintun: session ended", "adapter", s.adapter.name, "cause", cause)
@@ -259,74 +276,14 @@ func (s *Session) valid(p []byte) bool {
 // receiveLoop moves packets from the kernel into the receive ring, a bundle at a time.
 // A packet that does not fit is dropped and counted: the kernel is never kept waiting.
 func (s *Session) receiveLoop() {
-	r := s.rx.r
-	st := &s.adapter.stats
-	var tail uint32
-	var scratch []byte
-	var hdr [GSOHeaderLen]byte // a plain session's copy of the virtio_net_hdr
+	rc := receiver{s: s, r: s.rx.r, st: &s.adapter.stats}
 	cause := ErrSessionEnded
 	for {
-		n := 0
 		var rerr error
-		err := s.conn.Read(func(fd uintptr) bool {
-			for n < receiveBundle {
-				free := r.free(atomic.LoadUint32(r.head()), tail)
-				var buf []byte
-				direct := free >= alignRecord(PacketSizeMax)
-				if direct {
-					// Read straight into the ring; the slack after the wrap point
-					// makes this room contiguous.
-					buf = r.mem[ringHeaderSize+tail+recordHeader:][:PacketSizeMax]
-				} else {
-					if scratch == nil {
-						scratch = make([]byte, PacketSizeMax)
-					}
-					buf = scratch
-				}
-				var m int
-				var err error
-				if s.gso {
-					m, err = unix.Read(int(fd), buf)
-				} else if m, err = unix.Readv(int(fd), [][]byte{hdr[:], buf}); err == nil {
-					m -= GSOHeaderLen
-				}
-				switch {
-				case err == unix.EINTR:
-					continue
-				case err == unix.EAGAIN:
-					return n > 0
-				case err != nil:
-					rerr = err
-					return true
-				case m <= 0:
-					st.rxErrors.Add(1)
-					continue
-				case !s.gso && hdr[1] != 0:
-					// A super-packet for a plain session: the offload mask was
-					// switched on behind its back (another process's WithGSO).
-					st.rxErrors.Add(1)
-					continue
-				}
-				if !direct {
-					if alignRecord(uint32(m)) > free {
-						st.rxDropsFull.Add(1)
-						continue
-					}
-					copy(r.mem[ringHeaderSize+tail+recordHeader:], buf[:m])
-				}
-				*r.size(tail) = uint32(m)
-				if s.capture != nil {
-					s.capture.CapturePacket(Received, time.Now(), r.packet(tail, uint32(m)))
-				}
-				tail = r.wrap(tail + alignRecord(uint32(m)))
-				st.rxPackets.Add(1)
-				st.rxBytes.Add(uint64(m))
-				n++
-			}
-			return true
-		})
-		if n > 0 {
-			atomic.StoreUint32(r.tail(), tail)
+		err := s.conn.Read(func(fd uintptr) bool { return rc.readBundle(int(fd), &rerr) })
+		if rc.n > 0 {
+			atomic.StoreUint32(rc.r.tail(), rc.tail)
+			rc.n = 0
 			select {
 			case s.readEvent <- struct{}{}:
 			default:
@@ -340,17 +297,131 @@ func (s *Session) receiveLoop() {
 				cause = ErrAdapterGone
 				break
 			}
-			st.rxErrors.Add(1)
+			rc.st.rxErrors.Add(1)
 			logWarn("wintun: read from the kernel", "adapter", s.adapter.name, "err", rerr)
 		}
 	}
 	s.shutdown(cause)
 	<-s.writerDone
 	// End of life, as Wintun's driver marks it: indices at or above the capacity.
-	atomic.StoreUint32(r.tail(), ringEOF)
+	atomic.StoreUint32(rc.r.tail(), ringEOF)
 	atomic.StoreUint32(s.txr.head(), ringEOF)
 	close(s.readEvent)
 	close(s.finished)
+}
+
+// receiver is the state of receiveLoop: the producer side of the receive ring.
+type receiver struct {
+	s       *Session
+	r       *ring
+	st      *stats
+	tail    uint32 // next free byte, published as Tail after each bundle
+	n       int    // packets written since the last publication
+	hdr     [GSOHeaderLen]byte
+	scratch []byte // for a packet read while the ring is nearly full
+	super   []byte // a super-packet being split
+}
+
+func (rc *receiver) free() uint32 { return rc.r.free(atomic.LoadUint32(rc.r.head()), rc.tail) }
+
+// readBundle reads up to receiveBundle packets; it reports false when it should wait
+// for the fd to become readable.
+func (rc *receiver) readBundle(fd int, rerr *error) bool {
+	for reads := 0; reads < receiveBundle; reads++ {
+		free := rc.free()
+		// Read straight into the ring when any packet fits: the slack after the wrap
+		// point makes this room contiguous.
+		direct := free >= alignRecord(PacketSizeMax)
+		buf := rc.scratch
+		if direct {
+			buf = rc.r.mem[ringHeaderSize+rc.tail+recordHeader:][:PacketSizeMax]
+		} else if buf == nil {
+			rc.scratch = make([]byte, PacketSizeMax)
+			buf = rc.scratch
+		}
+		var m int
+		var err error
+		if rc.s.gso {
+			m, err = unix.Read(fd, buf)
+		} else if m, err = unix.Readv(fd, [][]byte{rc.hdr[:], buf}); err == nil {
+			m -= GSOHeaderLen
+		}
+		switch {
+		case err == unix.EINTR:
+			continue
+		case err == unix.EAGAIN:
+			return rc.n > 0
+		case err != nil:
+			*rerr = err
+			return true
+		case m <= 0:
+			rc.st.rxErrors.Add(1)
+			continue
+		}
+		p := buf[:m]
+		if !rc.s.gso {
+			if h := offload.ParseHeader(rc.hdr[:]); h.GSOType != offload.GSONone {
+				rc.split(p, h, direct)
+				continue
+			} else if h.Flags&offload.FlagNeedsCsum != 0 && offload.CompleteChecksum(p, h) != nil {
+				rc.st.rxErrors.Add(1)
+				continue
+			}
+		}
+		if !direct {
+			if alignRecord(uint32(m)) > free {
+				rc.st.rxDropsFull.Add(1)
+				continue
+			}
+			copy(rc.r.mem[ringHeaderSize+rc.tail+recordHeader:], p)
+		}
+		rc.commit(uint32(m))
+	}
+	return true
+}
+
+// commit completes the record at tail, whose data is in place.
+func (rc *receiver) commit(size uint32) {
+	*rc.r.size(rc.tail) = size
+	if rc.s.capture != nil {
+		rc.s.capture.CapturePacket(Received, time.Now(), rc.r.packet(rc.tail, size))
+	}
+	rc.tail = rc.r.wrap(rc.tail + alignRecord(size))
+	rc.st.rxPackets.Add(1)
+	rc.st.rxBytes.Add(uint64(size))
+	rc.n++
+}
+
+// split writes the ordinary packets of a super-packet into the ring, for a session
+// that did not ask for super-packets.
+func (rc *receiver) split(p []byte, h offload.Header, inRing bool) {
+	if inRing { // the segments would overwrite it
+		if rc.super == nil {
+			rc.super = make([]byte, PacketSizeMax)
+		}
+		p = rc.super[:copy(rc.super, p)]
+	}
+	pending := -1
+	err := offload.Split(p, h, func(size int) []byte {
+		if pending >= 0 {
+			rc.commit(uint32(pending))
+			pending = -1
+		}
+		if alignRecord(uint32(size)) > rc.free() {
+			rc.st.rxDropsFull.Add(1)
+			return nil
+		}
+		pending = size
+		return rc.r.packet(rc.tail, uint32(size))
+	})
+	if pending >= 0 {
+		rc.commit(uint32(pending))
+	}
+	if err != nil {
+		rc.st.rxErrors.Add(1)
+		logWarn("wintun: malformed super-packet from the kernel", "adapter", rc.s.adapter.name, "err", err)
+	}
+	rc.st.rxSuperPackets.Add(1)
 }
 
 // sendLoop writes the packets the application commits to the kernel. When the ring is

@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -97,6 +98,9 @@ func forwarderPair(t *testing.T, capacity uint32) (nsA, nsB *netns.NS, a, b *win
 func TestForwarderTCP(t *testing.T) {
 	nsA, nsB, a, b := forwarderPair(t, 0x400000)
 	transferTCP(t, nsA, nsB, "10.201.0.2:5001", 64<<20)
+	if a.Stats().ReceivedSuperPackets == 0 && os.Getenv("WINTUN_OFFLOAD") != "0" {
+		t.Error("the kernel handed over no super-packet: offloads are not in use")
+	}
 	for _, ad := range []*wintun.Adapter{a, b} {
 		st := ad.Stats()
 		t.Logf("%s stats: %+v", ad.Name(), st)

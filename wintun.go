@@ -136,6 +136,9 @@ type Stats struct {
 	// application's receive ring had no room (it is not reading or not releasing).
 	ReceiveDropsRingFull uint64
 	ReceiveErrors        uint64 // failed reads from the kernel
+	// ReceivedSuperPackets counts the TCP and UDP super-packets the kernel handed
+	// over (offloads) that a session split into ReceivedPackets.
+	ReceivedSuperPackets uint64
 
 	SentPackets uint64 // accepted by the kernel
 	SentBytes   uint64
@@ -147,8 +150,8 @@ type Stats struct {
 
 // stats is the adapter-wide, concurrently updated form of Stats.
 type stats struct {
-	rxPackets, rxBytes, rxDropsFull, rxErrors           atomic.Uint64
-	txPackets, txBytes, txDiscardsInvalid, txErrorsKern atomic.Uint64
+	rxPackets, rxBytes, rxDropsFull, rxErrors, rxSuperPackets atomic.Uint64
+	txPackets, txBytes, txDiscardsInvalid, txErrorsKern       atomic.Uint64
 }
 
 func (s *stats) snapshot() Stats {
@@ -157,6 +160,7 @@ func (s *stats) snapshot() Stats {
 		ReceivedBytes:        s.rxBytes.Load(),
 		ReceiveDropsRingFull: s.rxDropsFull.Load(),
 		ReceiveErrors:        s.rxErrors.Load(),
+		ReceivedSuperPackets: s.rxSuperPackets.Load(),
 		SentPackets:          s.txPackets.Load(),
 		SentBytes:            s.txBytes.Load(),
 		SendDiscardsInvalid:  s.txDiscardsInvalid.Load(),

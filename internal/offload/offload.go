@@ -1,0 +1,239 @@
+// Package offload turns the super-packets that Linux hands to a tun device with
+// IFF_VNET_HDR and TUNSETOFFLOAD into ordinary packets: TCP segmentation (TSO) and UDP
+// segmentation (USO) are undone into MSS-sized packets with correct lengths, IDs,
+// sequence numbers and checksums, and partial checksums are completed.
+package offload
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// HeaderLen is the size of struct virtio_net_hdr.
+const HeaderLen = 10
+
+// virtio_net_hdr flags and GSO types (linux/virtio_net.h).
+const (
+	FlagNeedsCsum = 1
+	GSONone       = 0
+	GSOTCPv4      = 1
+	GSOUDP        = 3 // UFO: whole IP fragments; never enabled by this library
+	GSOTCPv6      = 4
+	GSOUDPL4      = 5
+	GSOECN        = 0x80
+)
+
+// Header is a virtio_net_hdr, in host byte order as the tun driver uses it.
+type Header struct {
+	Flags      uint8
+	GSOType    uint8
+	HdrLen     uint16
+	GSOSize    uint16
+	CsumStart  uint16
+	CsumOffset uint16
+}
+
+// ParseHeader decodes the first HeaderLen bytes of b.
+func ParseHeader(b []byte) Header {
+	_ = b[HeaderLen-1]
+	return Header{
+		Flags:      b[0],
+		GSOType:    b[1],
+		HdrLen:     binary.NativeEndian.Uint16(b[2:]),
+		GSOSize:    binary.NativeEndian.Uint16(b[4:]),
+		CsumStart:  binary.NativeEndian.Uint16(b[6:]),
+		CsumOffset: binary.NativeEndian.Uint16(b[8:]),
+	}
+}
+
+// ErrMalformed reports a super-packet whose header and contents disagree.
+var ErrMalformed = errors.New("offload: malformed super-packet")
+
+// Segments returns how many packets Split makes of pkt, and the size of the largest.
+func Segments(pkt []byte, h Header) (n, maxSize int, err error) {
+	if h.GSOType&^GSOECN == GSONone {
+		return 1, len(pkt), nil
+	}
+	hdrLen, _, err := headers(pkt, h)
+	if err != nil {
+		return 0, 0, err
+	}
+	payload := len(pkt) - hdrLen
+	mss := int(h.GSOSize)
+	n = (payload + mss - 1) / mss
+	return n, hdrLen + min(mss, payload), nil
+}
+
+// headers validates a GSO packet and returns the length of its IP and L4 headers
+// together and the offset of the L4 header.
+func headers(pkt []byte, h Header) (hdrLen, l4 int, err error) {
+	if len(pkt) < 20 || h.GSOSize == 0 {
+		return 0, 0, ErrMalformed
+	}
+	l4 = int(h.CsumStart)
+	switch pkt[0] >> 4 {
+	case 4:
+		if l4 != int(pkt[0]&0xf)*4 || l4 < 20 {
+			return 0, 0, ErrMalformed
+		}
+	case 6:
+		if l4 < 40 {
+			return 0, 0, ErrMalformed
+		}
+	default:
+		return 0, 0, ErrMalformed
+	}
+	switch h.GSOType &^ GSOECN {
+	case GSOTCPv4, GSOTCPv6:
+		if len(pkt) < l4+20 {
+			return 0, 0, ErrMalformed
+		}
+		hdrLen = l4 + int(pkt[l4+12]>>4)*4
+		if hdrLen < l4+20 {
+			return 0, 0, ErrMalformed
+		}
+	case GSOUDPL4:
+		hdrLen = l4 + 8
+	default:
+		return 0, 0, ErrMalformed
+	}
+	if len(pkt) <= hdrLen {
+		return 0, 0, ErrMalformed
+	}
+	return hdrLen, l4, nil
+}
+
+// Split writes the ordinary packets that the super-packet pkt (IP header first)
+// stands for: for each, emit returns a buffer of the given size to fill, or nil to
+// drop that packet. A packet that is not a super-packet is emitted once, with its
+// partial checksum completed if the header says so. pkt may be modified.
+func Split(pkt []byte, h Header, emit func(size int) []byte) error {
+	if h.GSOType&^GSOECN == GSONone {
+		if h.Flags&FlagNeedsCsum != 0 {
+			if err := CompleteChecksum(pkt, h); err != nil {
+				return err
+			}
+		}
+		if dst := emit(len(pkt)); dst != nil {
+			copy(dst, pkt)
+		}
+		return nil
+	}
+	hdrLen, l4, err := headers(pkt, h)
+	if err != nil {
+		return err
+	}
+	v4 := pkt[0]>>4 == 4
+	tcp := h.GSOType&^GSOECN != GSOUDPL4
+	mss := int(h.GSOSize)
+	payload := pkt[hdrLen:]
+	var id uint16
+	if v4 {
+		id = binary.BigEndian.Uint16(pkt[4:])
+	}
+	var seq uint32
+	var flags byte
+	if tcp {
+		seq = binary.BigEndian.Uint32(pkt[l4+4:])
+		flags = pkt[l4+13]
+	}
+	for i, off := 0, 0; off < len(payload); i, off = i+1, off+mss {
+		data := payload[off:min(off+mss, len(payload))]
+		size := hdrLen + len(data)
+		seg := emit(size)
+		if seg == nil {
+			continue
+		}
+		copy(seg, pkt[:hdrLen])
+		copy(seg[hdrLen:], data)
+		if v4 {
+			binary.BigEndian.PutUint16(seg[2:], uint16(size))
+			binary.BigEndian.PutUint16(seg[4:], id+uint16(i))
+			seg[10], seg[11] = 0, 0
+			binary.BigEndian.PutUint16(seg[10:], Checksum(seg[:l4], 0))
+		} else {
+			binary.BigEndian.PutUint16(seg[4:], uint16(size-40))
+		}
+		l4len := size - l4
+		var csumAt int
+		if tcp {
+			binary.BigEndian.PutUint32(seg[l4+4:], seq+uint32(off))
+			f := flags
+			if off+mss < len(payload) {
+				f &^= 0x01 | 0x08 // FIN and PSH only on the last segment
+			}
+			if i > 0 {
+				f &^= 0x80 // CWR only on the first
+			}
+			seg[l4+13] = f
+			csumAt = l4 + 16
+		} else {
+			binary.BigEndian.PutUint16(seg[l4+4:], uint16(l4len))
+			csumAt = l4 + 6
+		}
+		seg[csumAt], seg[csumAt+1] = 0, 0
+		c := Checksum(seg[l4:], pseudoHeaderSum(seg, l4, l4len))
+		if c == 0 && !tcp {
+			c = 0xffff
+		}
+		binary.BigEndian.PutUint16(seg[csumAt:], c)
+	}
+	return nil
+}
+
+// CompleteChecksum finishes a partial checksum: the field at CsumStart+CsumOffset
+// holds the pseudo-header sum; the checksum covers everything from CsumStart on.
+func CompleteChecksum(pkt []byte, h Header) error {
+	start, at := int(h.CsumStart), int(h.CsumStart)+int(h.CsumOffset)
+	if start >= len(pkt) || at+2 > len(pkt) {
+		return ErrMalformed
+	}
+	c := Checksum(pkt[start:], 0)
+	if c == 0 && at == start+6 { // UDP sends zero as all ones
+		c = 0xffff
+	}
+	binary.BigEndian.PutUint16(pkt[at:], c)
+	return nil
+}
+
+// pseudoHeaderSum is the unfolded sum of the IPv4 or IPv6 pseudo-header.
+func pseudoHeaderSum(pkt []byte, l4, l4len int) uint64 {
+	var sum uint64
+	var addrs []byte
+	var proto byte
+	if pkt[0]>>4 == 4 {
+		addrs, proto = pkt[12:20], pkt[9]
+	} else {
+		addrs, proto = pkt[8:40], pkt[6]
+	}
+	for i := 0; i < len(addrs); i += 4 {
+		sum += uint64(binary.BigEndian.Uint32(addrs[i:]))
+	}
+	return sum + uint64(proto) + uint64(l4len)
+}
+
+// Checksum is the Internet checksum of b added to the unfolded partial sum sum.
+func Checksum(b []byte, sum uint64) uint16 {
+	for len(b) >= 32 {
+		sum += uint64(binary.BigEndian.Uint32(b[0:])) + uint64(binary.BigEndian.Uint32(b[4:])) +
+			uint64(binary.BigEndian.Uint32(b[8:])) + uint64(binary.BigEndian.Uint32(b[12:])) +
+			uint64(binary.BigEndian.Uint32(b[16:])) + uint64(binary.BigEndian.Uint32(b[20:])) +
+			uint64(binary.BigEndian.Uint32(b[24:])) + uint64(binary.BigEndian.Uint32(b[28:]))
+		b = b[32:]
+	}
+	for len(b) >= 4 {
+		sum += uint64(binary.BigEndian.Uint32(b))
+		b = b[4:]
+	}
+	if len(b) >= 2 {
+		sum += uint64(binary.BigEndian.Uint16(b))
+		b = b[2:]
+	}
+	if len(b) == 1 {
+		sum += uint64(b[0]) << 8
+	}
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return ^uint16(sum)
+}
