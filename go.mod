@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/vishvananda/netlink v1.3.1
 	golang.org/x/sys v0.50.0
+	golang.zx2c4.com/wintun v0.0.0-20230126152724-0fa3db229ce2
 )
 
 require github.com/vishvananda/netns v0.0.5 // indirect
