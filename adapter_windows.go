@@ -14,7 +14,9 @@ import (
 //
 // The handle returned by CreateAdapter owns the adapter: Close removes it, and so does
 // the end of the creating process. A handle from OpenAdapter only gives access to it.
-// Creating and opening adapters needs Administrator rights.
+// Creating and opening adapters needs Administrator rights. The binding closes the
+// handle of an Adapter that becomes unreachable without Close, which removes an adapter
+// its creator forgot: keep the Adapter for as long as the adapter should exist.
 //
 // All methods are safe for concurrent use.
 type Adapter struct {

@@ -28,15 +28,24 @@ var wintunExports = []string{
 }
 
 var dllLoad struct {
-	once sync.Once
-	err  error
+	sync.Mutex
+	done bool
 }
 
-// loadDLL makes sure wintun.dll is loaded and complete before the binding is used.
-// The outcome is remembered: a DLL copied in place later needs a restart.
+// loadDLL makes sure wintun.dll is loaded and complete before the binding is used. A
+// failure is not remembered, so that a program may ask its user to put the DLL in
+// place and try again.
 func loadDLL() error {
-	dllLoad.once.Do(func() { dllLoad.err = probeDLL() })
-	return dllLoad.err
+	dllLoad.Lock()
+	defer dllLoad.Unlock()
+	if dllLoad.done {
+		return nil
+	}
+	if err := probeDLL(); err != nil {
+		return err
+	}
+	dllLoad.done = true
+	return nil
 }
 
 func probeDLL() error {
