@@ -10,7 +10,9 @@
 // session calls makes a system call.
 //
 // On Linux an adapter is a multiqueue tun device (IFF_TUN, IFF_NO_PI) and every session
-// is one of its queues; see the README for how Wintun's notions map onto Linux.
+// is one of its queues; see the README for how Wintun's notions map onto Linux. On
+// Windows the same API wraps the official wintun.dll (through golang.zx2c4.com/wintun),
+// which must sit next to the executable; see the README's Windows section.
 package wintun
 
 import (

@@ -8,8 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -168,19 +166,4 @@ func send(out io.Writer, s *wintun.Session, p []byte) error {
 	copy(buf, p)
 	s.SendPacket(buf)
 	return nil
-}
-
-// hasCapNetAdmin reports whether CAP_NET_ADMIN is in the effective capability set.
-func hasCapNetAdmin() bool {
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return false
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
-			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			return err == nil && caps&(1<<12) != 0 // CAP_NET_ADMIN
-		}
-	}
-	return false
 }

@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -52,4 +54,19 @@ func reexecInNamespace(userNS bool) error {
 		return err
 	}
 	return nil
+}
+
+// hasCapNetAdmin reports whether CAP_NET_ADMIN is in the effective capability set.
+func hasCapNetAdmin() bool {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			caps, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			return err == nil && caps&(1<<12) != 0 // CAP_NET_ADMIN
+		}
+	}
+	return false
 }

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Package netns gives tests fresh network namespaces, created from Go without any
 // external program, and the privilege checks that decide whether such tests run.
 package netns

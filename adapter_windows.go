@@ -1,0 +1,206 @@
+package wintun
+
+import (
+	"fmt"
+	"io/fs"
+	"sync"
+
+	"golang.org/x/sys/windows"
+	dll "golang.zx2c4.com/wintun"
+)
+
+// Adapter is a layer 3 virtual network card: on Windows, a Wintun adapter of the
+// official wintun.dll, which must sit next to the executable (see the README).
+//
+// The handle returned by CreateAdapter owns the adapter: Close removes it, and so does
+// the end of the creating process. A handle from OpenAdapter only gives access to it.
+// Creating and opening adapters needs Administrator rights. The binding closes the
+// handle of an Adapter that becomes unreachable without Close, which removes an adapter
+// its creator forgot: keep the Adapter for as long as the adapter should exist.
+//
+// All methods are safe for concurrent use.
+type Adapter struct {
+	name       string
+	tunnelType string
+	guid       GUID
+	luid       uint64
+	index      int
+	stats      stats
+
+	mu       sync.Mutex
+	closed   bool
+	handle   *dll.Adapter
+	sessions map[*Session]struct{}
+}
+
+// CreateAdapter creates a Wintun adapter named name (the connection name Windows
+// shows). tunnelType becomes the adapter's description, and the GUID (random when
+// requestedGUID is nil) its interface GUID, which Windows uses to recognize the network
+// again. An existing interface of that name gives an error that satisfies
+// errors.Is(err, fs.ErrExist).
+//
+// Of the options, WithMTU applies; WithPersist, WithOwner and WithGroup give an error
+// satisfying errors.Is(err, errors.ErrUnsupported): Wintun removes an adapter with its
+// creator's handle and lets only Administrators use it.
+func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option) (*Adapter, error) {
+	if err := checkWindowsName(name); err != nil {
+		return nil, err
+	}
+	if err := checkTunnelType(tunnelType); err != nil {
+		return nil, err
+	}
+	cfg, err := windowsConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	var guid GUID
+	if requestedGUID != nil {
+		guid = *requestedGUID
+	} else if guid, err = newGUID(); err != nil {
+		return nil, err
+	}
+	if err := loadDLL(); err != nil {
+		return nil, err
+	}
+	// Wintun would give the new adapter a name of its own choosing (and the other
+	// interface keeps it); refuse instead, as on Linux.
+	if aliasExists(name) {
+		return nil, fmt.Errorf("wintun: adapter %q: %w", name, fs.ErrExist)
+	}
+	wg := windows.GUID(toWinGUID(guid))
+	var h *dll.Adapter
+	err = guard("create adapter", func() (err error) {
+		h, err = dll.CreateAdapter(name, tunnelType, &wg)
+		return err
+	})
+	if err != nil {
+		return nil, mapWinError(fmt.Sprintf("create adapter %q", name), err)
+	}
+	a := &Adapter{name: name, tunnelType: tunnelType, guid: guid, handle: h, sessions: map[*Session]struct{}{}}
+	a.luid = h.LUID()
+	fail := func(err error) (*Adapter, error) {
+		h.Close() // the creator's handle: this removes the adapter
+		return nil, err
+	}
+	if a.index, err = luidToIndex(a.luid); err != nil {
+		return fail(mapWinError(fmt.Sprintf("create adapter %q: interface index", name), err))
+	}
+	if cfg.mtu != 0 {
+		if err := a.SetMTU(cfg.mtu); err != nil {
+			return fail(err)
+		}
+	}
+	logInfo("wintun: adapter created", "name", name, "index", a.index, "luid", a.luid, "guid", guid.String(), "type", tunnelType)
+	return a, nil
+}
+
+// OpenAdapter opens an existing Wintun adapter by name. wintun.dll opens only Wintun
+// adapters, so another program's interfaces are never touched. The handle reads the
+// adapter's GUID and description (its TunnelType; Windows may have added " #2" to it)
+// from the IP helper API. Closing it ends its sessions and leaves the adapter in
+// place.
+func OpenAdapter(name string) (*Adapter, error) {
+	if err := checkWindowsName(name); err != nil {
+		return nil, err
+	}
+	if err := loadDLL(); err != nil {
+		return nil, err
+	}
+	var h *dll.Adapter
+	err := guard("open adapter", func() (err error) {
+		h, err = dll.OpenAdapter(name)
+		return err
+	})
+	if err != nil {
+		return nil, mapWinError(fmt.Sprintf("open adapter %q", name), err)
+	}
+	row := &windows.MibIfRow2{InterfaceLuid: h.LUID()}
+	if err := windows.GetIfEntry2Ex(windows.MibIfTableNormalWithoutStatistics, row); err != nil {
+		h.Close() // not the creator's handle: the adapter stays
+		return nil, mapWinError(fmt.Sprintf("open adapter %q: interface entry", name), err)
+	}
+	return &Adapter{
+		name:       name,
+		tunnelType: windows.UTF16ToString(row.Description[:]),
+		guid:       fromWinGUID(winGUID(row.InterfaceGuid)),
+		luid:       row.InterfaceLuid,
+		index:      int(row.InterfaceIndex),
+		handle:     h,
+		sessions:   map[*Session]struct{}{},
+	}, nil
+}
+
+// Close ends the handle's sessions and releases the handle; if the handle created the
+// adapter, the adapter is removed. Close is idempotent. wintun.dll's close call
+// reports nothing (the binding's error is whatever the thread's last error was, and is
+// ignored), so Close returns nil unless the DLL failed outright.
+func (a *Adapter) Close() error {
+	a.mu.Lock()
+	if a.closed {
+		a.mu.Unlock()
+		return nil
+	}
+	a.closed = true
+	sessions := make([]*Session, 0, len(a.sessions))
+	for s := range a.sessions {
+		sessions = append(sessions, s)
+	}
+	a.mu.Unlock()
+	for _, s := range sessions {
+		s.End()
+	}
+	err := guard("close adapter", func() error {
+		a.handle.Close()
+		return nil
+	})
+	logInfo("wintun: adapter closed", "name", a.name)
+	return err
+}
+
+// Name returns the name the adapter was created or opened with.
+func (a *Adapter) Name() string { return a.name }
+
+// TunnelType returns the tunnel type given at creation, or for an opened adapter its
+// description as Windows reports it.
+func (a *Adapter) TunnelType() string { return a.tunnelType }
+
+// GUID returns the adapter's interface GUID.
+func (a *Adapter) GUID() GUID { return a.guid }
+
+// Index returns the adapter's interface index.
+func (a *Adapter) Index() int { return a.index }
+
+// LUID returns the adapter's locally unique id (NET_LUID), as wintun.dll reports it.
+func (a *Adapter) LUID() uint64 { return a.luid }
+
+// Stats returns the counters of all the sessions this handle has run, counted in Go
+// as packets cross the session calls. ReceiveDropsRingFull, ReceiveErrors and
+// SendErrors stay zero: on Windows the driver keeps those counts itself.
+func (a *Adapter) Stats() Stats { return a.stats.snapshot() }
+
+// Uninstall removes the Wintun driver from the system if no adapter uses it
+// (WintunDeleteDriver). Adapters still present make it fail.
+func Uninstall() error {
+	if err := loadDLL(); err != nil {
+		return err
+	}
+	return mapWinError("uninstall driver", guard("uninstall driver", dll.Uninstall))
+}
+
+// RunningVersion returns the version of the loaded Wintun driver as major<<16 | minor.
+// It fails, with an error satisfying errors.Is(err, fs.ErrNotExist), when no driver
+// is loaded (no adapter was created since boot).
+func RunningVersion() (uint32, error) {
+	if err := loadDLL(); err != nil {
+		return 0, err
+	}
+	var v uint32
+	err := guard("driver version", func() (err error) {
+		v, err = dll.RunningVersion()
+		return err
+	})
+	if err != nil {
+		return 0, mapWinError("driver version (is a Wintun driver loaded?)", err)
+	}
+	return v, nil
+}

@@ -1,0 +1,160 @@
+package wintun
+
+// The checks that the Windows side adds around the official binding's session, kept
+// free of Windows-only imports so that they are tested on Linux with a fake binding.
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+)
+
+// ringBinding is what the Windows side uses of golang.zx2c4.com/wintun's Session: a
+// bare handle whose End frees the rings, so that any later call, a second End
+// included, touches freed memory, and whose release and send calls panic on an empty
+// slice and corrupt a ring given a slice that is not one of its packets.
+type ringBinding interface {
+	ReceivePacket() ([]byte, error)
+	ReleaseReceivePacket(packet []byte)
+	AllocateSendPacket(size int) ([]byte, error)
+	SendPacket(packet []byte)
+	End()
+}
+
+// guardedSession makes a ringBinding safe: every call holds a read lock and checks
+// that the session has not ended, and end takes the write lock before the binding
+// frees the rings, so no call runs on a freed session. The packets handed out are
+// tracked, and only those are given back to the binding.
+type guardedSession struct {
+	adapter string  // for log messages
+	stats   *stats  // the adapter's counters
+	capture Capture // nil unless WithCapture
+	fatal   func()  // called when the rings become unusable (adapter gone, corrupt)
+
+	mu      sync.RWMutex // held for reading by every binding call, for writing by end
+	b       ringBinding
+	ended   atomic.Bool
+	endOnce sync.Once
+
+	heldMu    sync.Mutex
+	received  map[*byte]struct{} // packets received and not yet released
+	allocated map[*byte][]byte   // packets allocated and not yet sent, at full size
+}
+
+func newGuardedSession(b ringBinding, adapter string, st *stats, capture Capture, fatal func()) *guardedSession {
+	return &guardedSession{adapter: adapter, stats: st, capture: capture, fatal: fatal, b: b,
+		received: map[*byte]struct{}{}, allocated: map[*byte][]byte{}}
+}
+
+// end ends the session once: calls starting from now on return ErrSessionEnded,
+// beforeFree runs (to stop whatever waits on the session's event), then the binding
+// frees the rings once the calls in flight are done. Concurrent and later calls
+// return after that.
+func (g *guardedSession) end(beforeFree func()) {
+	g.endOnce.Do(func() {
+		g.ended.Store(true)
+		beforeFree()
+		g.mu.Lock()
+		g.b.End()
+		g.mu.Unlock()
+		g.heldMu.Lock()
+		clear(g.received)
+		clear(g.allocated)
+		g.heldMu.Unlock()
+	})
+}
+
+// failed maps a binding error and reports unusable rings.
+func (g *guardedSession) failed(op string, err error) error {
+	err = mapWinError(op, err)
+	if err == ErrAdapterGone || err == ErrInvalidData {
+		g.fatal()
+	}
+	return err
+}
+
+func (g *guardedSession) receive() ([]byte, error) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.ended.Load() {
+		return nil, ErrSessionEnded
+	}
+	p, err := g.b.ReceivePacket()
+	if err != nil {
+		return nil, g.failed("receive packet", err)
+	}
+	g.heldMu.Lock()
+	g.received[unsafe.SliceData(p)] = struct{}{}
+	g.heldMu.Unlock()
+	g.stats.rxPackets.Add(1)
+	g.stats.rxBytes.Add(uint64(len(p)))
+	if g.capture != nil {
+		g.capture.CapturePacket(Received, time.Now(), p)
+	}
+	return p, nil
+}
+
+func (g *guardedSession) release(packet []byte) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.ended.Load() {
+		return
+	}
+	ptr := unsafe.SliceData(packet)
+	g.heldMu.Lock()
+	_, ok := g.received[ptr]
+	delete(g.received, ptr)
+	g.heldMu.Unlock()
+	if !ok || ptr == nil {
+		logWarn("wintun: ReleaseReceivePacket: not a packet held from this session", "adapter", g.adapter)
+		return
+	}
+	// The DLL finds the record from the packet's first byte; a one-byte view works
+	// even for a packet that was handed out empty.
+	g.b.ReleaseReceivePacket(unsafe.Slice(ptr, 1))
+}
+
+func (g *guardedSession) allocate(size int) ([]byte, error) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.ended.Load() {
+		return nil, ErrSessionEnded
+	}
+	p, err := g.b.AllocateSendPacket(size)
+	if err != nil {
+		return nil, g.failed("allocate send packet", err)
+	}
+	g.heldMu.Lock()
+	g.allocated[unsafe.SliceData(p)] = p
+	g.heldMu.Unlock()
+	return p, nil
+}
+
+func (g *guardedSession) send(packet []byte) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.ended.Load() {
+		return
+	}
+	ptr := unsafe.SliceData(packet)
+	g.heldMu.Lock()
+	full, ok := g.allocated[ptr]
+	delete(g.allocated, ptr)
+	g.heldMu.Unlock()
+	if !ok || ptr == nil {
+		logWarn("wintun: SendPacket: not a packet allocated from this session", "adapter", g.adapter)
+		return
+	}
+	if validPacket(full) {
+		g.stats.txPackets.Add(1)
+		g.stats.txBytes.Add(uint64(len(full)))
+		// Before the commit: afterwards the space belongs to the driver.
+		if g.capture != nil {
+			g.capture.CapturePacket(Sent, time.Now(), full)
+		}
+	} else {
+		g.stats.txDiscardsInvalid.Add(1)
+	}
+	g.b.SendPacket(full)
+}
