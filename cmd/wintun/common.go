@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/netip"
 	"os"
 	"strings"
@@ -114,6 +115,20 @@ func privilegeHint(cmd, name string, err error) error {
 			"to let a user start sessions on it without root, create it with --owner USER or --group GROUP", err, name)
 	}
 	return fmt.Errorf("%w\nneeds CAP_NET_ADMIN: run as root (sudo wintun %s ...)", err, cmd)
+}
+
+// hint adds what to do to the errors a user can act on: missing privileges, an
+// adapter that exists already or does not exist.
+func hint(cmd, name string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrExist) && name != "":
+		return fmt.Errorf("%w\nadapter %s exists already: use it, pick another name, or remove it with `wintun delete %s`", err, name, name)
+	case errors.Is(err, fs.ErrNotExist) && name != "":
+		return fmt.Errorf("%w\nno adapter %s in this network namespace (see `wintun list`)", err, name)
+	}
+	return privilegeHint(cmd, name, err)
 }
 
 // requireCapNetAdmin fails early, before any system call, for commands that always

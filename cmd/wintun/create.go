@@ -82,7 +82,7 @@ func cmdCreate(out io.Writer, args []string) error {
 
 	a, err := wintun.CreateAdapter(name, *tunnelType, guid, opts...)
 	if err != nil {
-		return privilegeHint("create", name, err)
+		return hint("create", name, err)
 	}
 	defer a.Close() // a persistent adapter's handle: the adapter stays
 	configure := func() error {

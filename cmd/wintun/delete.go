@@ -32,7 +32,7 @@ func cmdDelete(out io.Writer, args []string) error {
 	}
 	info, err := inspect(name) // refuses interfaces this library did not create
 	if err != nil {
-		return err
+		return hint("delete", name, err)
 	}
 	if !*force && (info.Sessions > 0 || !info.Persistent) {
 		why := fmt.Sprintf("%d session(s) attached", info.Sessions)

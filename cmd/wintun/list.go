@@ -189,7 +189,7 @@ func printAdapter(out io.Writer, a adapterInfo) {
 	if a.Group != nil {
 		owner += fmt.Sprintf(", group gid %d", *a.Group)
 	}
-	fmt.Fprintf(out, "  %s (%s), carrier %s, %s%s\n", onOff(a.AdminUp, "up", "down"), a.OperState,
+	fmt.Fprintf(out, "  admin %s, oper state %s, carrier %s, %s%s\n", onOff(a.AdminUp, "up", "down"), a.OperState,
 		onOff(a.Carrier, "on", "off"), onOff(a.Persistent, "persistent", "lives while its creating process runs"), owner)
 	addrs := "none"
 	if len(a.Addresses) > 0 {

@@ -109,7 +109,7 @@ func openOrCreate(name string, mtu int) (a *wintun.Adapter, created bool, err er
 		created = true
 	}
 	if err != nil {
-		return nil, false, privilegeHint("pipe", name, err)
+		return nil, false, hint("pipe", name, err)
 	}
 	return a, created, nil
 }

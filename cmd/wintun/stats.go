@@ -61,7 +61,7 @@ func watchStats(out io.Writer, name string, watch, asJSON bool, interval time.Du
 			if prev != nil {
 				return fmt.Errorf("adapter %q went away: %w", name, err)
 			}
-			return err
+			return hint("stats", name, err)
 		}
 		r := statsReport{Name: name, Time: time.Now(), Sessions: info.Sessions, Carrier: info.Carrier, counters: info.Counters}
 		switch {
