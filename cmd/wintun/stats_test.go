@@ -41,7 +41,9 @@ func TestStats(t *testing.T) {
 	var b syncBuffer
 	stop := make(chan os.Signal, 1)
 	done := make(chan error, 1)
-	go func() { done <- ns.Do(func() error { return watchStats(&b, "st0", true, true, 20*time.Millisecond, stop) }) }()
+	go func() {
+		done <- ns.Do(func() error { return watchStats(&b, "st0", true, true, 20*time.Millisecond, stop) })
+	}()
 	for deadline := time.Now().Add(5 * time.Second); strings.Count(b.String(), "\n") < 3; {
 		if time.Now().After(deadline) {
 			t.Fatalf("--watch printed:\n%s", b.String())
@@ -63,7 +65,9 @@ func TestStats(t *testing.T) {
 	// Human --watch into a non-terminal: blocks with rates, and an error when the
 	// adapter goes away.
 	var h syncBuffer
-	go func() { done <- ns.Do(func() error { return watchStats(&h, "st0", true, false, 20*time.Millisecond, nil) }) }()
+	go func() {
+		done <- ns.Do(func() error { return watchStats(&h, "st0", true, false, 20*time.Millisecond, nil) })
+	}()
 	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(h.String(), "packets/s"); {
 		if time.Now().After(deadline) {
 			t.Fatalf("--watch printed:\n%s", h.String())
