@@ -391,11 +391,22 @@ func (a *Adapter) RemoveRoute(p netip.Prefix) error {
 // errors.Is(err, syscall.EBUSY). Interfaces this library did not create are never
 // touched.
 func Uninstall() error {
+	_, busy, err := UninstallReport()
+	if len(busy) > 0 {
+		err = errors.Join(err, fmt.Errorf("wintun: adapters in use, left in place: %s: %w", strings.Join(busy, ", "), syscall.EBUSY))
+	}
+	return err
+}
+
+// UninstallReport is Uninstall that says what it did: removed lists the adapters it
+// deleted, inUse those it left because a process still holds them (a session is
+// attached, or the adapter is not persistent and so lives only while its creator
+// runs). err reports failures other than adapters in use.
+func UninstallReport() (removed, inUse []string, err error) {
 	links, err := netlink.LinkList()
 	if err != nil {
-		return fmt.Errorf("wintun: uninstall: %w", err)
+		return nil, nil, fmt.Errorf("wintun: uninstall: %w", err)
 	}
-	var busy []string
 	var errs []error
 	for _, l := range links {
 		tun, ok := l.(*netlink.Tuntap)
@@ -405,17 +416,16 @@ func Uninstall() error {
 		// A tun device that is not persistent exists only while some process holds
 		// one of its fds; Queues counts the attached ones, of every process.
 		if tun.NonPersist || tun.Queues > 0 {
-			busy = append(busy, tun.Name)
+			inUse = append(inUse, tun.Name)
 			continue
 		}
 		if err := netlink.LinkDel(l); err != nil {
 			errs = append(errs, fmt.Errorf("wintun: uninstall %q: %w", tun.Name, err))
+			continue
 		}
+		removed = append(removed, tun.Name)
 	}
-	if len(busy) > 0 {
-		errs = append(errs, fmt.Errorf("wintun: adapters in use, left in place: %s: %w", strings.Join(busy, ", "), syscall.EBUSY))
-	}
-	return errors.Join(errs...)
+	return removed, inUse, errors.Join(errs...)
 }
 
 // RunningVersion returns the version of the kernel's tun driver as major<<16 | minor,

@@ -204,3 +204,7 @@ func RunningVersion() (uint32, error) {
 	}
 	return v, nil
 }
+
+// UninstallReport is Uninstall for the wintun command. Windows removes the driver as a
+// whole and names no adapters, so both lists are empty.
+func UninstallReport() (removed, inUse []string, err error) { return nil, nil, Uninstall() }

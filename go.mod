@@ -3,6 +3,7 @@ module go.wintun.dev/wintun
 go 1.26.0
 
 require (
+	github.com/google/gopacket v1.1.19
 	github.com/vishvananda/netlink v1.3.1
 	golang.org/x/net v0.39.0
 	golang.org/x/sys v0.50.0

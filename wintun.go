@@ -194,6 +194,11 @@ func checkCapacity(capacity uint32) error {
 	return nil
 }
 
+// CheckName reports why name cannot be an adapter name, or nil if it can: the rules
+// CreateAdapter and OpenAdapter apply before any system call, for programs that
+// validate their input early (such as the wintun command).
+func CheckName(name string) error { return checkName(name) }
+
 // checkName validates an interface name before any system call, with the kernel's own
 // rules (dev_valid_name) plus a refusal of '%', which would ask the kernel to pick
 // the name.

@@ -13,6 +13,7 @@ import (
 
 	"go.wintun.dev/wintun"
 	"go.wintun.dev/wintun/internal/packet"
+	"go.wintun.dev/wintun/internal/pcap"
 )
 
 // The demo is Wintun's example program: the system side of adapter "demo" is
@@ -33,8 +34,9 @@ func demo(args []string) error {
 	count := fs.Int("count", 0, "exit 0 after `N` echo replies from 10.6.7.7 (0: run until Ctrl+C)")
 	timeout := fs.Duration("timeout", 0, "with --count, give up and exit 1 after this long (default 10s + 1s per reply)")
 	private := fs.Bool("netns", false, "run in a new network namespace even with CAP_NET_ADMIN")
+	pcapPath := fs.String("pcap", "", "write every packet crossing the session, both ways, to pcapng `FILE`")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: wintun demo [--count N] [--timeout D] [--netns]\n\n"+
+		fmt.Fprintf(fs.Output(), "usage: wintun demo [--count N] [--timeout D] [--netns] [--pcap FILE]\n\n"+
 			"Creates adapter \"demo\" with 10.6.7.7/24 and fd00:6:7::7/64 on the system side and plays the\n"+
 			"host 10.6.7.8 / fd00:6:7::8: pings 10.6.7.7 every second and answers pings (try `ping 10.6.7.8`).\n"+
 			"Without CAP_NET_ADMIN it runs in a new user and network namespace.\n\n")
@@ -59,12 +61,27 @@ func demo(args []string) error {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
-	return runDemo(os.Stdout, *count, *timeout, signals)
+	if *pcapPath == "" {
+		return runDemo(os.Stdout, *count, *timeout, signals)
+	}
+	capture, err := pcap.Create(*pcapPath, "demo")
+	if err != nil {
+		return err
+	}
+	err = runDemo(os.Stdout, *count, *timeout, signals, wintun.WithCapture(capture))
+	// runDemo has ended the session: no packet is captured after this Close.
+	if cerr := capture.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	rx, tx := capture.Packets()
+	fmt.Printf("captured %d packets (%d from the system, %d to it) in %s\n", rx+tx, rx, tx, *pcapPath)
+	return err
 }
 
 // runDemo runs the demo in the calling thread's network namespace until count echo
-// replies arrived (0: no limit), timeout passed, or stop receives.
-func runDemo(out io.Writer, count int, timeout time.Duration, stop <-chan os.Signal) error {
+// replies arrived (0: no limit), timeout passed, or stop receives. opts configure the
+// session (e.g. a packet capture); the session has ended when runDemo returns.
+func runDemo(out io.Writer, count int, timeout time.Duration, stop <-chan os.Signal, opts ...wintun.SessionOption) error {
 	adapter, err := wintun.CreateAdapter("demo", "Example", &demoGUID)
 	if err != nil {
 		if os.Getenv(reexecEnv) != "" && errors.Is(err, os.ErrPermission) {
@@ -79,7 +96,7 @@ func runDemo(out io.Writer, count int, timeout time.Duration, stop <-chan os.Sig
 			return err
 		}
 	}
-	session, err := adapter.StartSession(0x400000)
+	session, err := adapter.StartSession(0x400000, opts...)
 	if err != nil {
 		return err
 	}

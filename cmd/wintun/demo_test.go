@@ -6,14 +6,18 @@ import (
 	"bytes"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/google/gopacket/pcapgo"
 	"github.com/vishvananda/netlink"
+	"go.wintun.dev/wintun"
 	"go.wintun.dev/wintun/internal/netns"
 	"go.wintun.dev/wintun/internal/packet"
+	"go.wintun.dev/wintun/internal/pcap"
 	"golang.org/x/sys/unix"
 )
 
@@ -136,5 +140,58 @@ func TestDemoTimeout(t *testing.T) {
 	err := ns.Do(func() error { return runDemo(&out, 100, 1500*time.Millisecond, make(chan os.Signal)) })
 	if err == nil || !strings.Contains(err.Error(), "timed out") {
 		t.Fatalf("runDemo = %v, want a time-out", err)
+	}
+}
+
+// TestDemoCapture runs the demo with a packet capture, as `demo --pcap FILE` does, and
+// reads the file back: the demo's pings (sent) and the system's replies (received).
+func TestDemoCapture(t *testing.T) {
+	ns := netns.ForTest(t)
+	path := filepath.Join(t.TempDir(), "demo.pcapng")
+	capture, err := pcap.Create(path, "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out syncBuffer
+	err = ns.Do(func() error {
+		return runDemo(&out, 2, 15*time.Second, make(chan os.Signal), wintun.WithCapture(capture))
+	})
+	if err != nil {
+		t.Fatalf("demo: %v\n%s", err, out.String())
+	}
+	if err := capture.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if rx, tx := capture.Packets(); rx < 2 || tx < 2 {
+		t.Errorf("captured %d received, %d sent; want 2 or more each", rx, tx)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, err := pcapgo.NewNgReader(f, pcapgo.DefaultNgReaderOptions)
+	if err != nil {
+		t.Fatal(err)
+	}
+	requests, replies := 0, 0
+	for {
+		data, _, err := r.ReadPacketData()
+		if err != nil {
+			break
+		}
+		in, err := packet.Parse(data)
+		if err != nil {
+			continue
+		}
+		if in.IsEchoRequest() && in.Src == hostIPv4 {
+			requests++
+		}
+		if in.IsEchoReply() && in.Src == systemIPv4.Addr() {
+			replies++
+		}
+	}
+	if requests < 2 || replies < 2 {
+		t.Errorf("capture has %d echo requests from the demo and %d replies from the system; want 2 or more each", requests, replies)
 	}
 }

@@ -1,19 +1,34 @@
 // Command wintun runs the Wintun example and manages this library's adapters.
 //
-//	wintun demo [--count N] [--timeout D] [--netns]
-//	wintun version
+//	wintun demo [--count N] [--timeout D] [--netns] [--pcap FILE]
+//	wintun create NAME [--type T] [--guid G] [--address PREFIX]... [--route PREFIX]... [--mtu N] [--owner USER] [--group GROUP]
+//	wintun delete NAME [--force]
+//	wintun uninstall [--json]
+//	wintun list [--json]
+//	wintun stats NAME [--watch] [--json]
+//	wintun pipe NAME (--listen ADDR | --connect ADDR) [--address PREFIX]... [--mtu N] [--pcap FILE]
+//	wintun version [--json]
 package main
 
 import (
+	"errors"
 	"fmt"
 	"os"
+	"os/signal"
 	"strings"
+	"syscall"
 )
 
 const usage = `usage: wintun <command> [arguments]
 
 commands:
   demo      create adapter "demo", play the host 10.6.7.8 / fd00:6:7::8 behind it
+  create    create a persistent adapter, optionally usable by a user without root
+  delete    delete one of this library's adapters
+  uninstall delete all of this library's adapters that nothing uses
+  list      list this library's adapters with their state and counters
+  stats     show an adapter's counters by direction and cause, once or every second
+  pipe      UNENCRYPTED layer 3 pipe: an adapter's packets over UDP to a peer
   version   print this program's and the kernel tun driver's versions
 
 Run "wintun <command> --help" for a command's options.
@@ -27,12 +42,31 @@ func main() {
 		fmt.Fprint(os.Stderr, usage)
 		os.Exit(2)
 	}
+	// The long-running commands stop on Ctrl+C or SIGTERM and clean up.
+	stop := func() <-chan os.Signal {
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGINT, syscall.SIGTERM)
+		return c
+	}
+	out := os.Stdout
 	var err error
 	switch cmd, args := os.Args[1], os.Args[2:]; cmd {
 	case "demo":
 		err = demo(args)
+	case "create":
+		err = cmdCreate(out, args)
+	case "delete":
+		err = cmdDelete(out, args)
+	case "uninstall":
+		err = cmdUninstall(out, args)
+	case "list":
+		err = cmdList(out, args)
+	case "stats":
+		err = cmdStats(out, args, stop())
+	case "pipe":
+		err = cmdPipe(out, args, stop())
 	case "version":
-		err = printVersion()
+		err = cmdVersion(out, args)
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return
@@ -40,7 +74,7 @@ func main() {
 		fmt.Fprintf(os.Stderr, "wintun: unknown command %q\n\n%s", cmd, usage)
 		os.Exit(2)
 	}
-	if err != nil {
+	if err != nil && !errors.Is(err, errHelp) {
 		if e, ok := err.(exitError); ok {
 			os.Exit(int(e))
 		}
@@ -49,6 +83,10 @@ func main() {
 			msg = "wintun: " + msg
 		}
 		fmt.Fprintln(os.Stderr, msg)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
 		os.Exit(1)
 	}
 }

@@ -1,0 +1,162 @@
+//go:build linux
+
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os/user"
+	"strconv"
+
+	"github.com/vishvananda/netlink"
+	"go.wintun.dev/wintun"
+)
+
+const createUsage = `usage: wintun create NAME [--type T] [--guid G] [--address PREFIX]... [--route PREFIX]...
+                     [--mtu N] [--owner USER] [--group GROUP]
+
+Creates adapter NAME, brings it up and leaves it in place after this command exits: it is
+always persistent (--persist is implied, since a command that exits cannot hold an
+adapter open), until ` + "`wintun delete NAME`" + ` or ` + "`wintun uninstall`" + `. Programs
+then open it with wintun.OpenAdapter (or ` + "`wintun pipe NAME`" + `). With --owner or
+--group, that user or group may start sessions on it without CAP_NET_ADMIN. Creating
+needs CAP_NET_ADMIN.
+
+`
+
+func cmdCreate(out io.Writer, args []string) error {
+	fs := newFlagSet("create", createUsage, out)
+	tunnelType := fs.String("type", "Wintun", "tunnel type recorded with the adapter (1 to 64 characters)")
+	guidFlag := fs.String("guid", "", "adapter GUID, xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (default random)")
+	var addrs, routes prefixList
+	fs.Var(&addrs, "address", "add address `PREFIX` (e.g. 10.0.0.1/24) to the system side; repeatable")
+	fs.Var(&routes, "route", "route network `PREFIX` through the adapter; repeatable")
+	mtu := fs.Int("mtu", 0, "MTU, 68 to 65535 (default the kernel's, 1500)")
+	persist := fs.Bool("persist", true, "keep the adapter after this command exits (always: cannot be false)")
+	owner := fs.String("owner", "", "`USER` (name or uid) who may start sessions without CAP_NET_ADMIN")
+	group := fs.String("group", "", "`GROUP` (name or gid) whose members may start sessions without CAP_NET_ADMIN")
+	pos, err := parseArgs(fs, args, 1)
+	if err != nil {
+		return err
+	}
+	name := pos[0]
+	// Everything is validated before anything is created.
+	if err := checkName("create", name); err != nil {
+		return err
+	}
+	if !*persist {
+		return usageError{"create", "--persist=false: an adapter made by a command that exits would vanish at once; " +
+			"use `wintun pipe` or the library to hold one for the life of a process"}
+	}
+	var guid *wintun.GUID
+	if *guidFlag != "" {
+		g, err := wintun.ParseGUID(*guidFlag)
+		if err != nil {
+			return usageError{"create", "--guid: " + err.Error()}
+		}
+		guid = &g
+	}
+	if *mtu != 0 && (*mtu < 68 || *mtu > wintun.PacketSizeMax) {
+		return usageError{"create", fmt.Sprintf("--mtu %d: want 68 to %d", *mtu, wintun.PacketSizeMax)}
+	}
+	opts := []wintun.Option{wintun.WithPersist()}
+	if *mtu != 0 {
+		opts = append(opts, wintun.WithMTU(*mtu))
+	}
+	if *owner != "" {
+		uid, err := lookupID(*owner, false)
+		if err != nil {
+			return usageError{"create", "--owner: " + err.Error()}
+		}
+		opts = append(opts, wintun.WithOwner(uid))
+	}
+	if *group != "" {
+		gid, err := lookupID(*group, true)
+		if err != nil {
+			return usageError{"create", "--group: " + err.Error()}
+		}
+		opts = append(opts, wintun.WithGroup(gid))
+	}
+	if err := requireCapNetAdmin("create", name); err != nil {
+		return err
+	}
+
+	a, err := wintun.CreateAdapter(name, *tunnelType, guid, opts...)
+	if err != nil {
+		return hint("create", name, err)
+	}
+	defer a.Close() // a persistent adapter's handle: the adapter stays
+	configure := func() error {
+		for _, p := range addrs {
+			if err := a.AddAddress(p); err != nil {
+				return err
+			}
+		}
+		for _, p := range routes {
+			if err := a.AddRoute(p); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := configure(); err != nil {
+		// Half-configured adapters are worse than none: take it away again.
+		if link, lerr := netlink.LinkByIndex(a.Index()); lerr == nil {
+			netlink.LinkDel(link)
+		}
+		return fmt.Errorf("%w (adapter %s removed again)", err, name)
+	}
+	fmt.Fprintf(out, "created adapter %s: index %d, LUID %#x, GUID %v, type %q\n",
+		name, a.Index(), a.LUID(), a.GUID(), a.TunnelType())
+	if len(addrs) > 0 {
+		fmt.Fprintf(out, "  addresses %v\n", prefixStrings(addrs))
+	}
+	if len(routes) > 0 {
+		fmt.Fprintf(out, "  routes %v\n", prefixStrings(routes))
+	}
+	if *owner != "" || *group != "" {
+		fmt.Fprintf(out, "  sessions allowed without CAP_NET_ADMIN for %s\n", ownerText(*owner, *group))
+	}
+	fmt.Fprintf(out, "  persistent: remove it with `wintun delete %s`\n", name)
+	return nil
+}
+
+func ownerText(owner, group string) string {
+	switch {
+	case owner != "" && group != "":
+		return "user " + owner + " and group " + group
+	case owner != "":
+		return "user " + owner
+	}
+	return "group " + group
+}
+
+// lookupID resolves a user (or group) given by name or by number.
+func lookupID(s string, isGroup bool) (int, error) {
+	if n, err := strconv.ParseUint(s, 10, 32); err == nil {
+		if n == 0xFFFFFFFF {
+			return 0, errors.New("id 4294967295 is the kernel's \"no id\"")
+		}
+		return int(n), nil
+	}
+	var id string
+	if isGroup {
+		g, err := user.LookupGroup(s)
+		if err != nil {
+			return 0, fmt.Errorf("%w: give an existing group name or a number", err)
+		}
+		id = g.Gid
+	} else {
+		u, err := user.Lookup(s)
+		if err != nil {
+			return 0, fmt.Errorf("%w: give an existing user name or a number", err)
+		}
+		id = u.Uid
+	}
+	n, err := strconv.Atoi(id)
+	if err != nil {
+		return 0, fmt.Errorf("id %q of %q is not a number", id, s)
+	}
+	return n, nil
+}
