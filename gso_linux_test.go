@@ -2,6 +2,7 @@ package wintun_test
 
 import (
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -52,7 +53,7 @@ func TestGSOForwarder(t *testing.T) {
 	var supers atomic.Int64
 	nsA, nsB, _, _ := gsoPair(t, &supers)
 	transferTCP(t, nsA, nsB, "10.210.0.2:5003", 64<<20)
-	if supers.Load() == 0 {
+	if supers.Load() == 0 && os.Getenv("WINTUN_OFFLOAD") != "0" {
 		t.Error("no super-packet (gso_type != 0) crossed the forwarder: offloads are not in use")
 	}
 	t.Logf("%d super-packets forwarded", supers.Load())

@@ -26,6 +26,13 @@ const gsoMaxSize = 65000
 // (WINTUN_OFFLOAD=0), for kernels whose offloads are broken.
 func offloadsDisabled() bool { return os.Getenv("WINTUN_OFFLOAD") == "0" }
 
+// coalesceTCP reports whether plain sessions coalesce consecutive TCP segments into
+// super-packets before writing them (like the kernel's GRO), which saves a system call
+// per segment. WINTUN_COALESCE_TCP=0 or WINTUN_OFFLOAD=0 switches it off, for kernels
+// that mishandle such writes; a kernel that refuses one (EINVAL) switches it off for
+// the session by itself.
+func coalesceTCP() bool { return !offloadsDisabled() && os.Getenv("WINTUN_COALESCE_TCP") != "0" }
+
 // setOffload sets the device-wide offload mask from the queue fd: the kernel keeps the
 // mask of earlier sessions, so a session never assumes it. TCP segmentation and (from
 // Linux 6.2) UDP segmentation are on, so that the kernel hands over super-packets of

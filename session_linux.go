@@ -424,12 +424,104 @@ func (rc *receiver) split(p []byte, h offload.Header, inRing bool) {
 	rc.st.rxSuperPackets.Add(1)
 }
 
+// writer is the state of sendLoop: the consumer side of the send ring.
+type writer struct {
+	s        *Session
+	r        *ring
+	st       *stats
+	coalesce bool     // coalesce TCP segments into super-packets
+	pkts     [][]byte // the packets of one gathering
+	afters   []uint32 // the ring offset after each of them
+	hdr      [GSOHeaderLen]byte
+	super    []byte // a coalesced super-packet
+}
+
+// writeBundle is how many committed packets the writer looks at together, for
+// coalescing.
+const writeBundle = 64
+
+// gather collects up to writeBundle valid packets from head on. Invalid packets at the
+// start are discarded and counted; one later ends the gathering.
+func (w *writer) gather(head, tail uint32) error {
+	w.pkts, w.afters = w.pkts[:0], w.afters[:0]
+	for head != tail && len(w.pkts) < writeBundle {
+		size, after, err := w.r.next(head, tail)
+		if err != nil {
+			return err
+		}
+		p := w.r.packet(head, size)
+		if !w.s.valid(p) {
+			if len(w.pkts) > 0 {
+				break
+			}
+			w.st.txDiscardsInvalid.Add(1)
+			// Nothing to write: publish the progress through a zero-length gathering.
+			w.pkts = append(w.pkts, nil)
+			w.afters = append(w.afters, after)
+			return nil
+		}
+		w.pkts = append(w.pkts, p)
+		w.afters = append(w.afters, after)
+		head = after
+	}
+	return nil
+}
+
+// write writes the first of pkts, or a super-packet coalesced from the first ones, and
+// returns how many packets it consumed. A nil packet is a discarded one.
+func (w *writer) write(fd int, pkts [][]byte) (int, error) {
+	if pkts[0] == nil {
+		return 1, nil
+	}
+	k := 1
+	if w.coalesce {
+		k = offload.TCPRun(pkts)
+	}
+	var err error
+	switch {
+	case k > 1:
+		if w.super == nil {
+			w.super = make([]byte, offload.MaxCoalesced)
+		}
+		n := offload.CoalesceTCP(pkts[:k], w.hdr[:], w.super)
+		_, err = unix.Writev(fd, [][]byte{w.hdr[:], w.super[:n]})
+		if err == unix.EINVAL {
+			// Some kernels refuse coalesced writes: go on without.
+			logWarn("wintun: the kernel refused a coalesced TCP write; coalescing off for this session", "adapter", w.s.adapter.name)
+			w.coalesce = false
+			return 0, unix.EINTR // retry the same packets one by one
+		}
+	case w.s.gso:
+		_, err = unix.Write(fd, pkts[0])
+	default:
+		_, err = unix.Writev(fd, [][]byte{zeroHeader[:], pkts[0]})
+	}
+	if err == unix.EINTR || err == unix.EAGAIN || err != nil && gone(err) {
+		return 0, err
+	}
+	if err != nil {
+		w.st.txErrorsKern.Add(uint64(k))
+		return k, nil
+	}
+	if k > 1 {
+		w.st.txSuperPackets.Add(1)
+	}
+	for _, p := range pkts[:k] {
+		w.st.txPackets.Add(1)
+		w.st.txBytes.Add(uint64(len(p)))
+		if w.s.capture != nil {
+			w.s.capture.CapturePacket(Sent, time.Now(), p)
+		}
+	}
+	return k, nil
+}
+
 // sendLoop writes the packets the application commits to the kernel. When the ring is
 // empty it sets Alertable, re-reads Tail, and only then sleeps, as Wintun's driver does.
 func (s *Session) sendLoop() {
 	defer close(s.writerDone)
 	r := s.txr
-	st := &s.adapter.stats
+	w := writer{s: s, r: r, st: &s.adapter.stats, coalesce: !s.gso && coalesceTCP()}
 	var head uint32
 	for {
 		tail := atomic.LoadUint32(r.tail())
@@ -448,40 +540,27 @@ func (s *Session) sendLoop() {
 		var werr error
 		err := s.conn.Write(func(fd uintptr) bool {
 			for head != tail {
-				size, after, err := r.next(head, tail)
-				if err != nil {
-					werr = err
+				if werr = w.gather(head, tail); werr != nil && len(w.pkts) == 0 {
 					return true
 				}
-				p := r.packet(head, size)
-				if !s.valid(p) {
-					st.txDiscardsInvalid.Add(1)
-					head = after
-					continue
-				}
-				if s.gso {
-					_, err = unix.Write(int(fd), p)
-				} else {
-					_, err = unix.Writev(int(fd), [][]byte{zeroHeader[:], p})
-				}
-				switch {
-				case err == unix.EINTR:
-					continue
-				case err == unix.EAGAIN:
-					return false
-				case err != nil && gone(err):
-					werr = err
-					return true
-				case err != nil:
-					st.txErrorsKern.Add(1)
-				default:
-					st.txPackets.Add(1)
-					st.txBytes.Add(uint64(size))
-					if s.capture != nil {
-						s.capture.CapturePacket(Sent, time.Now(), p)
+				for i := 0; i < len(w.pkts); {
+					k, err := w.write(int(fd), w.pkts[i:])
+					switch {
+					case err == unix.EINTR:
+						continue
+					case err == unix.EAGAIN:
+						return false
+					case err != nil && gone(err):
+						werr = err
+						return true
 					}
+					head = w.afters[i+k-1]
+					i += k
 				}
-				head = after
+				atomic.StoreUint32(r.head(), head) // room for the application at once
+				if werr != nil {
+					return true
+				}
 			}
 			return true
 		})

@@ -101,6 +101,9 @@ func TestForwarderTCP(t *testing.T) {
 	if a.Stats().ReceivedSuperPackets == 0 && os.Getenv("WINTUN_OFFLOAD") != "0" {
 		t.Error("the kernel handed over no super-packet: offloads are not in use")
 	}
+	if b.Stats().SentSuperPackets == 0 && os.Getenv("WINTUN_OFFLOAD") != "0" && os.Getenv("WINTUN_COALESCE_TCP") != "0" {
+		t.Error("no TCP segments were coalesced on the way into the kernel")
+	}
 	for _, ad := range []*wintun.Adapter{a, b} {
 		st := ad.Stats()
 		t.Logf("%s stats: %+v", ad.Name(), st)

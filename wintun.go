@@ -148,12 +148,15 @@ type Stats struct {
 	// (20 bytes or more, version 4) or IPv6 (40 bytes or more, version 6).
 	SendDiscardsInvalid uint64
 	SendErrors          uint64 // packets the kernel refused
+	// SentSuperPackets counts the super-packets a session coalesced SentPackets into
+	// before writing them (TCP segments of one flow, like the kernel's GRO).
+	SentSuperPackets uint64
 }
 
 // stats is the adapter-wide, concurrently updated form of Stats.
 type stats struct {
-	rxPackets, rxBytes, rxDropsFull, rxErrors, rxSuperPackets atomic.Uint64
-	txPackets, txBytes, txDiscardsInvalid, txErrorsKern       atomic.Uint64
+	rxPackets, rxBytes, rxDropsFull, rxErrors, rxSuperPackets           atomic.Uint64
+	txPackets, txBytes, txDiscardsInvalid, txErrorsKern, txSuperPackets atomic.Uint64
 }
 
 func (s *stats) snapshot() Stats {
@@ -167,6 +170,7 @@ func (s *stats) snapshot() Stats {
 		SentBytes:            s.txBytes.Load(),
 		SendDiscardsInvalid:  s.txDiscardsInvalid.Load(),
 		SendErrors:           s.txErrorsKern.Load(),
+		SentSuperPackets:     s.txSuperPackets.Load(),
 	}
 }
 

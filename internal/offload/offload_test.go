@@ -154,3 +154,75 @@ func BenchmarkSplitTCP(b *testing.B) {
 		Split(super, h, func(n int) []byte { return buf[:n] })
 	}
 }
+
+// TestCoalesceRoundTrip coalesces segments and splits the result again: the segments
+// must come back as they were, checksums included.
+func TestCoalesceRoundTrip(t *testing.T) {
+	for _, addrs := range [][2]string{{"10.0.0.1", "10.0.0.2"}, {"fd00::1", "fd00::2"}} {
+		src, dst := netip.MustParseAddr(addrs[0]), netip.MustParseAddr(addrs[1])
+		var segs [][]byte
+		for i := 0; i < 5; i++ {
+			size, flags := 1000, byte(tcpACK)
+			if i == 4 {
+				size, flags = 300, tcpACK|tcpPSH
+			}
+			seg := packet.IP(src, dst, packet.ProtoTCP, tcpSegment(7+uint32(i*1000), flags, bytes.Repeat([]byte{byte(i)}, size)))
+			if src.Is4() {
+				binary.BigEndian.PutUint16(seg[4:], uint16(i))
+				seg[10], seg[11] = 0, 0
+				binary.BigEndian.PutUint16(seg[10:], Checksum(seg[:20], 0))
+			}
+			segs = append(segs, seg)
+		}
+		// A segment of another flow after them is not part of the run.
+		other := packet.IP(src, dst, packet.ProtoTCP, tcpSegment(1, tcpACK, make([]byte, 10)))
+		other[len(other)-len(make([]byte, 10))-20] ^= 1 // another source port
+		if n := TCPRun(append(segs, other)); n != 5 {
+			t.Fatalf("TCPRun = %d, want 5", n)
+		}
+		hdr := make([]byte, HeaderLen)
+		buf := make([]byte, MaxCoalesced)
+		n := CoalesceTCP(segs, hdr, buf)
+		h := ParseHeader(hdr)
+		if h.GSOSize != 1000 || h.Flags != FlagNeedsCsum {
+			t.Fatalf("header %+v", h)
+		}
+		var back [][]byte
+		if err := Split(buf[:n], h, func(n int) []byte { b := make([]byte, n); back = append(back, b); return b }); err != nil {
+			t.Fatal(err)
+		}
+		if len(back) != 5 {
+			t.Fatalf("split into %d, want 5", len(back))
+		}
+		for i := range back {
+			if src.Is4() { // Split numbers IDs from the first, as the segments were
+				binary.BigEndian.PutUint16(back[i][4:], uint16(i))
+				back[i][10], back[i][11] = 0, 0
+				binary.BigEndian.PutUint16(back[i][10:], Checksum(back[i][:20], 0))
+			}
+			if !bytes.Equal(back[i], segs[i]) {
+				t.Errorf("segment %d changed by coalescing and splitting:\n% x\n% x", i, back[i][:60], segs[i][:60])
+			}
+		}
+	}
+}
+
+func TestTCPRunStops(t *testing.T) {
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	mk := func(seq uint32, flags byte, size int) []byte {
+		return packet.IP(src, dst, packet.ProtoTCP, tcpSegment(seq, flags, make([]byte, size)))
+	}
+	for name, pkts := range map[string][][]byte{
+		"gap in sequence": {mk(0, tcpACK, 100), mk(101, tcpACK, 100)},
+		"larger second":   {mk(0, tcpACK, 100), mk(100, tcpACK, 200)},
+		"FIN":             {mk(0, tcpACK, 100), mk(100, tcpACK|tcpFIN, 100)},
+		"PSH on first":    {mk(0, tcpACK|tcpPSH, 100), mk(100, tcpACK, 100)},
+		"pure ACK":        {mk(0, tcpACK, 0), mk(0, tcpACK, 0)},
+		"one packet":      {mk(0, tcpACK, 100)},
+		"not TCP":         {packet.IP(src, dst, packet.ProtoUDP, make([]byte, 108)), mk(100, tcpACK, 100)},
+	} {
+		if n := TCPRun(pkts); n != 1 {
+			t.Errorf("%s: TCPRun = %d, want 1", name, n)
+		}
+	}
+}
