@@ -3,12 +3,14 @@ package wintun
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
 
@@ -110,7 +112,21 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 	a.sessions[s] = struct{}{}
 	go s.receiveLoop()
 	go s.sendLoop()
+	waitOperUp(a.name)
 	return s, nil
+}
+
+// waitOperUp waits, for at most a second, until the kernel has acted on the carrier
+// change of an adapter that is up. The kernel does so asynchronously (linkwatch): until
+// then it drops the packets it sends through the adapter, so a reply to the first
+// packet of a new session could be lost.
+func waitOperUp(name string) {
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		link, err := netlink.LinkByName(name)
+		if err != nil || link.Attrs().Flags&net.FlagUp == 0 || link.Attrs().OperState == netlink.OperUp {
+			return
+		}
+	}
 }
 
 // End ends the session: it detaches the queue, wakes every goroutine waiting on
