@@ -104,6 +104,12 @@ func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option)
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.owner < 0 && cfg.group < 0 {
+		// The kernel lets anyone who can open /dev/net/tun (mode 0666 on most
+		// systems) attach to a tun device with neither owner nor group: make the
+		// creator its owner, so that everyone else needs CAP_NET_ADMIN.
+		cfg.owner = os.Geteuid()
+	}
 	if cfg.mtu != 0 && (cfg.mtu < 68 || cfg.mtu > PacketSizeMax) {
 		return nil, fmt.Errorf("wintun: invalid MTU %d: want 68 to %d", cfg.mtu, PacketSizeMax)
 	}
