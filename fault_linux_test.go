@@ -479,11 +479,13 @@ func TestMissedWakeUpStress(t *testing.T) {
 
 // TestFirstPacketAfterStartSession is the regression test for a start-up race: the
 // kernel turns the carrier on asynchronously, and until it has, it drops what it sends
-// through the adapter, so the reply to a session's very first packet could be lost.
+// through the adapter (and IPv6 addresses stay tentative), so the reply to a session's
+// very first packet could be lost.
 func TestFirstPacketAfterStartSession(t *testing.T) {
 	ns := netns.ForTest(t)
 	local, remote := netip.MustParseAddr("10.224.0.2"), netip.MustParseAddr("10.224.0.1")
-	for i := 0; i < 25; i++ {
+	local6, remote6 := netip.MustParseAddr("fd00:224::2"), netip.MustParseAddr("fd00:224::1")
+	for i := 0; i < 30; i++ {
 		var a *wintun.Adapter
 		var s *wintun.Session
 		if err := ns.Do(func() (err error) {
@@ -491,13 +493,20 @@ func TestFirstPacketAfterStartSession(t *testing.T) {
 				return err
 			}
 			if err = a.AddAddress(netip.PrefixFrom(remote, 24)); err == nil {
+				err = a.AddAddress(netip.PrefixFrom(remote6, 64))
+			}
+			if err == nil {
 				s, err = a.StartSession(wintun.RingCapacityMin)
 			}
 			return err
 		}); err != nil {
 			t.Fatal(err)
 		}
-		send(t, s, packet.Echo(local, remote, packet.EchoRequest4, 1, uint16(i), nil))
+		typ, from, to := uint8(packet.EchoRequest4), local, remote
+		if i%2 == 1 {
+			typ, from, to = packet.EchoRequest6, local6, remote6
+		}
+		send(t, s, packet.Echo(from, to, typ, 1, uint16(i), nil))
 		receive(t, s, time.Second, func(in packet.Info) bool { return in.IsEchoReply() && in.Seq == uint16(i) })
 		ns.Do(func() error { return a.Close() })
 	}

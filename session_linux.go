@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -117,13 +118,22 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 }
 
 // waitOperUp waits, for at most a second, until the kernel has acted on the carrier
-// change of an adapter that is up. The kernel does so asynchronously (linkwatch): until
-// then it drops the packets it sends through the adapter, so a reply to the first
-// packet of a new session could be lost.
+// change of an adapter that is up. The kernel does so asynchronously (linkwatch, then
+// IPv6 address configuration): until the operational state is up it drops the packets
+// it sends through the adapter, and until IPv6 addresses added while the carrier was
+// off leave the tentative state it drops packets sent to them, so the first packets
+// of a new session could be lost.
 func waitOperUp(name string) {
 	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		link, err := netlink.LinkByName(name)
-		if err != nil || link.Attrs().Flags&net.FlagUp == 0 || link.Attrs().OperState == netlink.OperUp {
+		if err != nil || link.Attrs().Flags&net.FlagUp == 0 {
+			return
+		}
+		if link.Attrs().OperState != netlink.OperUp {
+			continue
+		}
+		addrs, err := netlink.AddrList(link, netlink.FAMILY_V6)
+		if err != nil || !slices.ContainsFunc(addrs, func(a netlink.Addr) bool { return a.Flags&unix.IFA_F_TENTATIVE != 0 }) {
 			return
 		}
 	}
