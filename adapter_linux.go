@@ -107,6 +107,12 @@ func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option)
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if cfg.owner < 0 && cfg.group < 0 {
+		// The kernel lets anyone who can open /dev/net/tun (mode 0666 on most
+		// systems) attach to a tun device with neither owner nor group: make the
+		// creator its owner, so that everyone else needs CAP_NET_ADMIN.
+		cfg.owner = os.Geteuid()
+	}
 	if cfg.mtu != 0 && (cfg.mtu < 68 || cfg.mtu > PacketSizeMax) {
 		return nil, fmt.Errorf("wintun: invalid MTU %d: want 68 to %d", cfg.mtu, PacketSizeMax)
 	}
@@ -165,6 +171,11 @@ func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option)
 		if err := netlink.LinkSetMTU(link, cfg.mtu); err != nil {
 			return fail("set MTU", err)
 		}
+	}
+	// Super-packets must fit a ring record; sessions without CAP_NET_ADMIN (owner or
+	// group) could not set this limit themselves.
+	if err := netlink.LinkSetGSOMaxSize(link, gsoMaxSize); err != nil {
+		return fail("limit the super-packet size", err)
 	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fail("set up", err)

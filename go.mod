@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/google/gopacket v1.1.19
 	github.com/vishvananda/netlink v1.3.1
+	go.uber.org/goleak v1.3.0
 	golang.org/x/net v0.39.0
 	golang.org/x/sys v0.50.0
 	golang.zx2c4.com/wintun v0.0.0-20230126152724-0fa3db229ce2

@@ -2,7 +2,10 @@ package wintun_test
 
 import (
 	"bytes"
+	"encoding/binary"
+	"net"
 	"net/netip"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -11,6 +14,9 @@ import (
 	"go.wintun.dev/wintun"
 	"go.wintun.dev/wintun/internal/netns"
 	"go.wintun.dev/wintun/internal/packet"
+
+	"github.com/vishvananda/netlink"
+	"go.uber.org/goleak"
 )
 
 // nsAdapter creates an adapter inside ns with the given addresses on its system side
@@ -108,4 +114,100 @@ func statsOf(s *wintun.Session) any {
 		return a.(*wintun.Adapter).Stats()
 	}
 	return "unknown"
+}
+
+// checkLeaks fails the test if goroutines started during it, or file descriptors
+// opened during it, are still there once it and its cleanups are done. Call it first,
+// so that its check runs after every other cleanup.
+func checkLeaks(t *testing.T) {
+	t.Helper()
+	netns.Require(t)
+	ignore := goleak.IgnoreCurrent()
+	before := countFDs(t)
+	t.Cleanup(func() {
+		if err := goleak.Find(ignore); err != nil {
+			t.Errorf("goroutines left after the test: %v", err)
+		}
+		var now int
+		for i := 0; i < 100; i++ {
+			if now = countFDs(t); now <= before {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Errorf("%d file descriptors open before the test, %d after", before, now)
+	})
+}
+
+func countFDs(t *testing.T) int {
+	entries, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(entries) - 1 // the directory being read
+}
+
+// linkStats returns the kernel's counters of interface name in ns.
+func linkStats(t *testing.T, ns *netns.NS, name string) netlink.LinkStatistics {
+	t.Helper()
+	var st netlink.LinkStatistics
+	if err := ns.Do(func() error {
+		l, err := netlink.LinkByName(name)
+		if err == nil {
+			st = *l.Attrs().Statistics
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+// noIPv6 turns IPv6 off for the interfaces created later in ns, so that the kernel's
+// own IPv6 traffic (router solicitations, MLD reports) does not mix with counted
+// streams.
+func noIPv6(t *testing.T, ns *netns.NS) {
+	t.Helper()
+	if err := ns.Do(func() error {
+		return os.WriteFile("/proc/sys/net/ipv6/conf/default/disable_ipv6", []byte("1"), 0)
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// udpSocket opens a UDP socket in ns: bound to laddr, connected to raddr unless it is
+// empty.
+func udpSocket(t *testing.T, ns *netns.NS, laddr, raddr string) *net.UDPConn {
+	t.Helper()
+	var c *net.UDPConn
+	if err := ns.Do(func() error {
+		la, err := net.ResolveUDPAddr("udp", laddr)
+		if err != nil {
+			return err
+		}
+		if raddr == "" {
+			c, err = net.ListenUDP("udp", la)
+			return err
+		}
+		ra, err := net.ResolveUDPAddr("udp", raddr)
+		if err != nil {
+			return err
+		}
+		c, err = net.DialUDP("udp", la, ra)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+// udpSeq returns the sequence number in the first 4 bytes of the UDP payload of an
+// IPv4 packet to port, or false if p is not such a packet.
+func udpSeq(p []byte, port uint16) (uint32, bool) {
+	in, err := packet.Parse(p)
+	if err != nil || in.Proto != packet.ProtoUDP || in.DstPort != port || len(in.Payload) < 12 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint32(in.Payload[8:]), true
 }

@@ -49,8 +49,15 @@ func setOffload(fd int, link netlink.Link, gso bool) error {
 		return fmt.Errorf("wintun: WithGSO needs an MTU of at most %d, not %d", PacketSizeMax-GSOHeaderLen, link.Attrs().MTU)
 	}
 	if link.Attrs().GSOMaxSize > gsoMaxSize || link.Attrs().GSOMaxSize == 0 {
+		// CreateAdapter sets the limit; an adapter that lacks it gets it here, which
+		// needs CAP_NET_ADMIN. Without the limit, super-packets could outgrow a record:
+		// then the session goes without offloads.
 		if err := netlink.LinkSetGSOMaxSize(link, gsoMaxSize); err != nil {
-			return fmt.Errorf("wintun: limit the super-packet size: %w", err)
+			logWarn("wintun: cannot limit the super-packet size; offloads off", "adapter", link.Attrs().Name, "err", err)
+			if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0); err != nil {
+				return fmt.Errorf("wintun: offloads off: %w", err)
+			}
+			return nil
 		}
 	}
 	err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tunFCSUM|tunFTSO4|tunFTSO6|tunFUSO4|tunFUSO6)

@@ -69,7 +69,7 @@ func alignRecord(size uint32) uint32 { return (recordHeader + size + 3) &^ 3 }
 func (r *ring) free(head, tail uint32) uint32 { return r.wrap(head - tail - recordHeader) }
 
 // next validates the record at head, with the producer's Tail at tail, as Wintun
-// checks every read: it returns the record's size and the offset after it, ErrNoMoreItems
+// checks every read (and refusing empty records): it returns the record's size and the offset after it, ErrNoMoreItems
 // when the ring is empty, errRingEOF at the end of life and ErrInvalidData when the
 // indices or the size cannot be right.
 func (r *ring) next(head, tail uint32) (size, after uint32, err error) {
@@ -87,7 +87,9 @@ func (r *ring) next(head, tail uint32) (size, after uint32, err error) {
 		return 0, 0, ErrInvalidData
 	}
 	size = *r.size(head) &^ recordFlag
-	if *r.size(head) > PacketSizeMax {
+	// Neither producer writes an empty record, and an empty slice could not be
+	// released (it does not point into the ring): the reader would be stuck.
+	if *r.size(head) > PacketSizeMax || size == 0 {
 		return 0, 0, ErrInvalidData
 	}
 	if alignRecord(size) > used {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -106,7 +107,6 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 	carrierUsers.Lock()
 	carrierUsers.n[a.guid]++
 	carrierUsers.Unlock()
-	waitOperUp(link)
 	s := &Session{
 		adapter:    a,
 		gso:        cfg.gso,
@@ -125,24 +125,29 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 	a.sessions[s] = struct{}{}
 	go s.receiveLoop()
 	go s.sendLoop()
+	waitOperUp(a.name)
 	return s, nil
 }
 
-// waitOperUp waits, for at most a second, until the kernel has acted on the carrier:
-// it activates the device's queueing discipline asynchronously (linkwatch), and packets
-// the system sends before that are dropped, so a reply to the session's first packet
-// could be lost.
-func waitOperUp(link netlink.Link) {
-	if link.Attrs().Flags&net.FlagUp == 0 {
-		return // administratively down: nothing will be sent anyway
-	}
-	deadline := time.Now().Add(time.Second)
-	for pause := 50 * time.Microsecond; time.Now().Before(deadline); pause = min(2*pause, 10*time.Millisecond) {
-		l, err := netlink.LinkByIndex(link.Attrs().Index)
-		if err != nil || l.Attrs().OperState == netlink.OperUp {
+// waitOperUp waits, for at most a second, until the kernel has acted on the carrier
+// change of an adapter that is up. The kernel does so asynchronously (linkwatch, then
+// IPv6 address configuration): until the operational state is up it drops the packets
+// it sends through the adapter, and until IPv6 addresses added while the carrier was
+// off leave the tentative state it drops packets sent to them, so the first packets
+// of a new session could be lost.
+func waitOperUp(name string) {
+	for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		link, err := netlink.LinkByName(name)
+		if err != nil || link.Attrs().Flags&net.FlagUp == 0 {
 			return
 		}
-		time.Sleep(pause)
+		if link.Attrs().OperState != netlink.OperUp {
+			continue
+		}
+		addrs, err := netlink.AddrList(link, netlink.FAMILY_V6)
+		if err != nil || !slices.ContainsFunc(addrs, func(a netlink.Addr) bool { return a.Flags&unix.IFA_F_TENTATIVE != 0 }) {
+			return
+		}
 	}
 }
 
