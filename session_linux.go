@@ -294,7 +294,12 @@ func (s *Session) receiveLoop() {
 			default:
 			}
 		}
-		if err != nil { // the file was closed by shutdown
+		if err != nil {
+			// Either shutdown closed the file, or the poller saw EPOLLERR, which the
+			// tun driver reports once the device is gone.
+			if !s.ended.Load() {
+				cause = ErrAdapterGone
+			}
 			break
 		}
 		if rerr != nil {
@@ -571,8 +576,9 @@ func (s *Session) sendLoop() {
 		})
 		atomic.StoreUint32(r.head(), head)
 		switch {
-		case err != nil:
-			return // closed by shutdown
+		case err != nil: // closed by shutdown, or an error from the poller: gone
+			s.shutdown(ErrAdapterGone)
+			return
 		case werr == ErrInvalidData || werr == errRingEOF:
 			s.shutdown(ErrInvalidData)
 			return
