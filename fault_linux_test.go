@@ -365,7 +365,13 @@ func TestRingFullThenRecovery(t *testing.T) {
 	// Recovery: a reading application gets everything, in order, with no new drop.
 	got := make(chan []uint32)
 	go func() { got <- drainUDP(t, s, 7000, 500*time.Millisecond) }()
-	n := sendUDP(c, seq, 500, size)
+	// In bursts of 50 (a third of the ring) with pauses, so that the offered load fits
+	// the ring even when the reader is slow (race detector, a busy machine).
+	n := 0
+	for i := uint32(0); i < 500; i += 50 {
+		n += sendUDP(c, seq+i, 50, size)
+		time.Sleep(10 * time.Millisecond)
+	}
 	seqs = <-got
 	checkOrder(t, seqs)
 	if len(seqs) != n || n != 500 {

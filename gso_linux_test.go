@@ -3,6 +3,7 @@ package wintun_test
 import (
 	"net/netip"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -83,6 +84,38 @@ func TestGSOAndPlainSessionsMix(t *testing.T) {
 			return nil
 		}
 		g.End()
+		return nil
+	})
+}
+
+// TestSessionMemory checks the memory a session costs: its two rings and little more
+// (at most 2 x capacity + 1 MiB of heap).
+func TestSessionMemory(t *testing.T) {
+	ns := netns.ForTest(t)
+	const capacity = 0x800000
+	ns.Do(func() error {
+		a, err := wintun.CreateAdapter("wtmem", "Test", nil)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		defer a.Close()
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		s, err := a.StartSession(capacity)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		defer s.End()
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		grown := int64(after.HeapAlloc) - int64(before.HeapAlloc)
+		t.Logf("a session with %d MiB rings: %.2f MiB of heap", capacity>>20, float64(grown)/(1<<20))
+		if grown > 2*capacity+1<<20 {
+			t.Errorf("a session took %d bytes of heap, more than 2 x capacity + 1 MiB", grown)
+		}
 		return nil
 	})
 }
