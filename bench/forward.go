@@ -59,6 +59,40 @@ func forwardMain(impl, nameA, nameB, nsA, nsB string) error {
 		}
 		closers = append(closers, func() { sa.End(); sb.End(); a.Close(); b.Close() })
 		pumps = []pump{wintunBatchPump(sa, sb), wintunBatchPump(sb, sa)}
+	case "wintun-mq":
+		// Two queues per adapter, each with its own pumps: the kernel spreads flows
+		// over them, so both cores can forward.
+		a, sa, err := wintunSide(nameA, "", wintun.WithGSO())
+		if err != nil {
+			return err
+		}
+		sa2, err := a.StartSession(0x800000, wintun.WithGSO())
+		if err != nil {
+			return err
+		}
+		if err := moveTo(nameA, nsA); err != nil {
+			return err
+		}
+		b, sb, err := wintunSide(nameB, "", wintun.WithGSO())
+		if err != nil {
+			return err
+		}
+		sb2, err := b.StartSession(0x800000, wintun.WithGSO())
+		if err != nil {
+			return err
+		}
+		if err := moveTo(nameB, nsB); err != nil {
+			return err
+		}
+		closers = append(closers, func() {
+			sa.End()
+			sa2.End()
+			sb.End()
+			sb2.End()
+			a.Close()
+			b.Close()
+		})
+		pumps = []pump{wintunBatchPump(sa, sb), wintunBatchPump(sb, sa), wintunBatchPump(sa2, sb2), wintunBatchPump(sb2, sa2)}
 	case "wireguard-go":
 		a, err := wireguardSide(nameA, nsA)
 		if err != nil {
@@ -125,6 +159,9 @@ func wintunSide(name, ns string, opts ...wintun.SessionOption) (*wintun.Adapter,
 	s, err := a.StartSession(0x800000, opts...)
 	if err != nil {
 		return nil, nil, err
+	}
+	if ns == "" {
+		return a, s, nil // the caller moves it
 	}
 	return a, s, moveTo(name, ns)
 }

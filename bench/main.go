@@ -90,7 +90,7 @@ func main() {
 	reps := flag.Int("reps", 3, "repetitions of every measurement (the median is reported)")
 	secs := flag.Int("t", 5, "seconds per iperf3 run")
 	pings := flag.Int("pings", 1000, "pings per latency run, 1 ms apart")
-	fwds := flag.String("forwarders", "veth,wintun,wintun-batch,wireguard-go,water,wg/wireguard-go,wg/wintun", "forwarders to measure, comma-separated")
+	fwds := flag.String("forwarders", "veth,wintun,wintun-batch,wintun-mq,wireguard-go,water,wg/wireguard-go,wg/wintun", "forwarders to measure, comma-separated")
 	wls := flag.String("workloads", "tcp1,tcp4,udp1400,udp64,ping", "workloads, comma-separated")
 	out := flag.String("json", "bench-results.json", "write all samples and medians to this file")
 	flag.Parse()
