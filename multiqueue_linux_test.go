@@ -94,4 +94,3 @@ func TestMultiqueue(t *testing.T) {
 		t.Error("one session got every flow: the kernel did not spread them over the queues")
 	}
 }
-
