@@ -20,6 +20,8 @@ func WithMTU(mtu int) Option { return func(c *config) { c.mtu = mtu } }
 func WithPersist() Option { return func(c *config) { c.persist = true } }
 
 // WithOwner lets the user uid start sessions on the adapter without CAP_NET_ADMIN.
+// Without WithOwner or WithGroup, the creating user is the owner: the kernel would
+// otherwise let anyone who can open /dev/net/tun attach to the adapter.
 func WithOwner(uid int) Option { return func(c *config) { c.owner = uid } }
 
 // WithGroup lets members of group gid start sessions on the adapter without
@@ -75,7 +77,7 @@ const GSOHeaderLen = 10
 // every packet committed to it, begins with a GSOHeaderLen-byte virtio_net_hdr in
 // host byte order (flags, gso_type, hdr_len, gso_size, csum_start, csum_offset) that
 // describes how to segment it and where its partial checksum is; a packet with
-// gso_type 0 is an ordinary packet. The kernel's offloads are switched on for the
-// adapter, whose super-packets are limited so that each fits a ring record. All the
-// sessions of an adapter must agree on this option.
+// gso_type 0 is an ordinary packet. Super-packets are limited so that each fits a ring
+// record. Sessions with and without WithGSO may share an adapter. Linux only: on
+// Windows StartSession refuses it.
 func WithGSO() SessionOption { return func(s *sessionConfig) { s.gso = true } }

@@ -1,6 +1,7 @@
 package wintun
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 
@@ -38,6 +39,9 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 	var cfg sessionConfig
 	for _, o := range opts {
 		o(&cfg)
+	}
+	if cfg.gso {
+		return nil, fmt.Errorf("wintun: WithGSO: %w on Windows (Wintun carries ordinary packets only)", errors.ErrUnsupported)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
