@@ -46,6 +46,7 @@ const (
 	Sent
 )
 
+// String returns "received" or "sent".
 func (d Direction) String() string {
 	if d == Received {
 		return "received"
