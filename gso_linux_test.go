@@ -1,15 +1,20 @@
 package wintun_test
 
 import (
+	"bytes"
+	"encoding/binary"
+	"net"
 	"net/netip"
 	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.wintun.dev/wintun"
 	"go.wintun.dev/wintun/internal/netns"
+	"go.wintun.dev/wintun/internal/packet"
 )
 
 // gsoPair is forwarderPair with sessions started WithGSO and the batch forwarder.
@@ -118,4 +123,61 @@ func TestSessionMemory(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestCoalescedUDPWrite commits a bundle of datagrams of one flow at once: the writer
+// sends them as one UDP super-packet, and the kernel's socket still gets each of them.
+func TestCoalescedUDPWrite(t *testing.T) {
+	ns := netns.ForTest(t)
+	a, s := nsAdapter(t, ns, "wtuso", wintun.RingCapacityMin, "10.231.0.1/24")
+	var c *net.UDPConn
+	if err := ns.Do(func() (err error) {
+		c, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(10, 231, 0, 1), Port: 7100})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	src, dst := netip.MustParseAddr("10.231.0.2"), netip.MustParseAddr("10.231.0.1")
+	var dgrams [][]byte
+	for i := 0; i < 5; i++ {
+		size := 1000
+		if i == 4 {
+			size = 300
+		}
+		u := make([]byte, 8+size)
+		binary.BigEndian.PutUint16(u[0:], 40000)
+		binary.BigEndian.PutUint16(u[2:], 7100)
+		binary.BigEndian.PutUint16(u[4:], uint16(len(u)))
+		for j := 8; j < len(u); j++ {
+			u[j] = byte(i*7 + j)
+		}
+		dgrams = append(dgrams, packet.IP(src, dst, packet.ProtoUDP, u))
+	}
+	sizes := make([]int, len(dgrams))
+	for i, d := range dgrams {
+		sizes[i] = len(d)
+	}
+	out := make([][]byte, len(dgrams))
+	if n, err := s.AllocateSendPackets(sizes, out); n != len(dgrams) || err != nil {
+		t.Fatalf("AllocateSendPackets = %d, %v", n, err)
+	}
+	for i := range out {
+		copy(out[i], dgrams[i])
+	}
+	s.SendPackets(out)
+	buf := make([]byte, 2000)
+	for i, d := range dgrams {
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("datagram %d: %v; stats %+v", i, err, a.Stats())
+		}
+		if !bytes.Equal(buf[:n], d[28:]) {
+			t.Errorf("datagram %d: %d bytes, not what was sent (%d bytes)", i, n, len(d)-28)
+		}
+	}
+	if a.Stats().SentSuperPackets == 0 && os.Getenv("WINTUN_OFFLOAD") != "0" && os.Getenv("WINTUN_COALESCE_UDP") != "0" {
+		t.Errorf("the datagrams were not coalesced: %+v", a.Stats())
+	}
 }

@@ -33,20 +33,26 @@ func offloadsDisabled() bool { return os.Getenv("WINTUN_OFFLOAD") == "0" }
 // the session by itself.
 func coalesceTCP() bool { return !offloadsDisabled() && os.Getenv("WINTUN_COALESCE_TCP") != "0" }
 
+// coalesceUDP is coalesceTCP for UDP datagrams (USO, Linux 6.2 and later), with its
+// own switch, WINTUN_COALESCE_UDP=0: UDP super-packets broke VXLAN and Geneve on
+// kernels before 6.8.5.
+func coalesceUDP() bool { return !offloadsDisabled() && os.Getenv("WINTUN_COALESCE_UDP") != "0" }
+
 // setOffload sets the device-wide offload mask from the queue fd: the kernel keeps the
 // mask of earlier sessions, so a session never assumes it. TCP segmentation and (from
 // Linux 6.2) UDP segmentation are on, so that the kernel hands over super-packets of
 // up to 64 KiB in one read: sessions started WithGSO pass them on, the others split
 // them. WINTUN_OFFLOAD=0 switches them off, for every session of the adapter.
-func setOffload(fd int, link netlink.Link, gso bool) error {
+// It reports whether the kernel takes UDP super-packets.
+func setOffload(fd int, link netlink.Link, gso bool) (uso bool, err error) {
 	if offloadsDisabled() {
 		if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0); err != nil {
-			return fmt.Errorf("wintun: offloads off: %w", err)
+			return false, fmt.Errorf("wintun: offloads off: %w", err)
 		}
-		return nil
+		return false, nil
 	}
 	if gso && link.Attrs().MTU > PacketSizeMax-GSOHeaderLen {
-		return fmt.Errorf("wintun: WithGSO needs an MTU of at most %d, not %d", PacketSizeMax-GSOHeaderLen, link.Attrs().MTU)
+		return false, fmt.Errorf("wintun: WithGSO needs an MTU of at most %d, not %d", PacketSizeMax-GSOHeaderLen, link.Attrs().MTU)
 	}
 	if link.Attrs().GSOMaxSize > gsoMaxSize || link.Attrs().GSOMaxSize == 0 {
 		// CreateAdapter sets the limit; an adapter that lacks it gets it here, which
@@ -55,18 +61,20 @@ func setOffload(fd int, link netlink.Link, gso bool) error {
 		if err := netlink.LinkSetGSOMaxSize(link, gsoMaxSize); err != nil {
 			logWarn("wintun: cannot limit the super-packet size; offloads off", "adapter", link.Attrs().Name, "err", err)
 			if err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0); err != nil {
-				return fmt.Errorf("wintun: offloads off: %w", err)
+				return false, fmt.Errorf("wintun: offloads off: %w", err)
 			}
-			return nil
+			return false, nil
 		}
 	}
-	err := unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tunFCSUM|tunFTSO4|tunFTSO6|tunFUSO4|tunFUSO6)
+	uso = true
+	err = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tunFCSUM|tunFTSO4|tunFTSO6|tunFUSO4|tunFUSO6)
 	if errors.Is(err, unix.EINVAL) { // no UDP segmentation before Linux 6.2
 		logInfo("wintun: UDP segmentation offload not supported by this kernel", "adapter", link.Attrs().Name)
+		uso = false
 		err = unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, tunFCSUM|tunFTSO4|tunFTSO6)
 	}
 	if err != nil {
-		return fmt.Errorf("wintun: offloads on: %w", err)
+		return false, fmt.Errorf("wintun: offloads on: %w", err)
 	}
-	return nil
+	return uso, nil
 }

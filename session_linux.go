@@ -25,6 +25,7 @@ type Session struct {
 	adapter *Adapter
 	capture Capture // nil unless WithCapture
 	gso     bool    // packets carry a virtio_net_hdr (WithGSO)
+	uso     bool    // the kernel takes UDP super-packets
 	file    *os.File
 	conn    syscall.RawConn
 
@@ -91,7 +92,8 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 	if _, guid, _, err := lookup(a.name); err != nil || guid != a.guid {
 		return fail(fmt.Errorf("wintun: start session on %q: %w", a.name, ErrAdapterGone))
 	}
-	if err := setOffload(fd, link, cfg.gso); err != nil {
+	uso, err := setOffload(fd, link, cfg.gso)
+	if err != nil {
 		return fail(err)
 	}
 	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETCARRIER, 1); err != nil {
@@ -110,6 +112,7 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 	s := &Session{
 		adapter:    a,
 		gso:        cfg.gso,
+		uso:        uso,
 		capture:    cfg.capture,
 		file:       file,
 		conn:       conn,
@@ -439,7 +442,7 @@ type writer struct {
 	s        *Session
 	r        *ring
 	st       *stats
-	coalesce bool     // coalesce TCP segments into super-packets
+	tcp, udp bool     // coalesce TCP segments, UDP datagrams into super-packets
 	pkts     [][]byte // the packets of one gathering
 	afters   []uint32 // the ring offset after each of them
 	hdr      [GSOHeaderLen]byte
@@ -483,9 +486,13 @@ func (w *writer) write(fd int, pkts [][]byte) (int, error) {
 	if pkts[0] == nil {
 		return 1, nil
 	}
-	k := 1
-	if w.coalesce {
+	k, udp := 1, false
+	if w.tcp {
 		k = offload.TCPRun(pkts)
+	}
+	if k == 1 && w.udp {
+		k = offload.UDPRun(pkts)
+		udp = k > 1
 	}
 	var err error
 	switch {
@@ -493,12 +500,22 @@ func (w *writer) write(fd int, pkts [][]byte) (int, error) {
 		if w.super == nil {
 			w.super = make([]byte, offload.MaxCoalesced)
 		}
-		n := offload.CoalesceTCP(pkts[:k], w.hdr[:], w.super)
+		var n int
+		if udp {
+			n = offload.CoalesceUDP(pkts[:k], w.hdr[:], w.super)
+		} else {
+			n = offload.CoalesceTCP(pkts[:k], w.hdr[:], w.super)
+		}
 		_, err = unix.Writev(fd, [][]byte{w.hdr[:], w.super[:n]})
 		if err == unix.EINVAL {
 			// Some kernels refuse coalesced writes: go on without.
-			logWarn("wintun: the kernel refused a coalesced TCP write; coalescing off for this session", "adapter", w.s.adapter.name)
-			w.coalesce = false
+			logWarn("wintun: the kernel refused a coalesced write; coalescing off for this session",
+				"adapter", w.s.adapter.name, "udp", udp)
+			if udp {
+				w.udp = false
+			} else {
+				w.tcp = false
+			}
 			return 0, unix.EINTR // retry the same packets one by one
 		}
 	case w.s.gso:
@@ -531,7 +548,7 @@ func (w *writer) write(fd int, pkts [][]byte) (int, error) {
 func (s *Session) sendLoop() {
 	defer close(s.writerDone)
 	r := s.txr
-	w := writer{s: s, r: r, st: &s.adapter.stats, coalesce: !s.gso && coalesceTCP()}
+	w := writer{s: s, r: r, st: &s.adapter.stats, tcp: !s.gso && coalesceTCP(), udp: !s.gso && s.uso && coalesceUDP()}
 	var head uint32
 	for {
 		tail := atomic.LoadUint32(r.tail())

@@ -123,3 +123,88 @@ func CoalesceTCP(pkts [][]byte, hdr, dst []byte) int {
 	binary.NativeEndian.PutUint16(hdr[8:], 16)
 	return n
 }
+
+// udpInfo locates the headers of a UDP datagram that may take part in coalescing: IPv4
+// without options or fragmentation, or IPv6 without extension headers, with a UDP
+// length that matches the packet.
+func udpInfo(p []byte) (ipLen, payload int, ok bool) {
+	switch {
+	case len(p) >= 28 && p[0] == 0x45:
+		if p[9] != 17 || binary.BigEndian.Uint16(p[6:])&0x3fff != 0 || int(binary.BigEndian.Uint16(p[2:])) != len(p) {
+			return 0, 0, false
+		}
+		ipLen = 20
+	case len(p) >= 48 && p[0]>>4 == 6:
+		if p[6] != 17 || int(binary.BigEndian.Uint16(p[4:]))+40 != len(p) {
+			return 0, 0, false
+		}
+		ipLen = 40
+	default:
+		return 0, 0, false
+	}
+	if int(binary.BigEndian.Uint16(p[ipLen+4:])) != len(p)-ipLen {
+		return 0, 0, false
+	}
+	payload = len(p) - ipLen - 8
+	return ipLen, payload, payload > 0
+}
+
+// UDPRun returns how many datagrams at the start of pkts can be coalesced into one UDP
+// super-packet (USO): datagrams of one flow with the same IP header fields, all of the
+// first one's size but the last, which may be shorter. It returns 1 when no
+// coalescing is possible.
+func UDPRun(pkts [][]byte) int {
+	first := pkts[0]
+	ipLen, size, ok := udpInfo(first)
+	if !ok || len(pkts) < 2 {
+		return 1
+	}
+	total, n := len(first), 1
+	for _, q := range pkts[1:] {
+		qIP, qSize, ok := udpInfo(q)
+		if !ok || qIP != ipLen || qSize > size || total+qSize > MaxCoalesced {
+			break
+		}
+		if ipLen == 20 {
+			if q[1] != first[1] || q[6]&0x40 != first[6]&0x40 || q[8] != first[8] || !bytes.Equal(q[12:24], first[12:24]) {
+				break // TOS, DF, TTL, addresses and ports
+			}
+		} else if !bytes.Equal(q[0:4], first[0:4]) || q[7] != first[7] || !bytes.Equal(q[8:44], first[8:44]) {
+			break // traffic class, flow label, hop limit, addresses and ports
+		}
+		n++
+		total += qSize
+		if qSize < size {
+			break // a short datagram ends the run
+		}
+	}
+	return n
+}
+
+// CoalesceUDP is CoalesceTCP for a UDPRun: the super-packet's UDP length covers all
+// of it and its checksum is left partial.
+func CoalesceUDP(pkts [][]byte, hdr, dst []byte) int {
+	first := pkts[0]
+	ipLen, size, _ := udpInfo(first)
+	hl := ipLen + 8
+	n := copy(dst, first)
+	for _, q := range pkts[1:] {
+		n += copy(dst[n:], q[hl:])
+	}
+	if ipLen == 20 {
+		binary.BigEndian.PutUint16(dst[2:], uint16(n))
+		dst[10], dst[11] = 0, 0
+		binary.BigEndian.PutUint16(dst[10:], Checksum(dst[:20], 0))
+	} else {
+		binary.BigEndian.PutUint16(dst[4:], uint16(n-40))
+	}
+	binary.BigEndian.PutUint16(dst[ipLen+4:], uint16(n-ipLen))
+	binary.BigEndian.PutUint16(dst[ipLen+6:], ^Checksum(nil, pseudoHeaderSum(dst, ipLen, n-ipLen)))
+	hdr[0] = FlagNeedsCsum
+	hdr[1] = GSOUDPL4
+	binary.NativeEndian.PutUint16(hdr[2:], uint16(hl))
+	binary.NativeEndian.PutUint16(hdr[4:], uint16(size))
+	binary.NativeEndian.PutUint16(hdr[6:], uint16(ipLen))
+	binary.NativeEndian.PutUint16(hdr[8:], 6)
+	return n
+}
