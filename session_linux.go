@@ -23,9 +23,11 @@ import (
 // All methods are safe for concurrent use, and none makes a system call except End.
 type Session struct {
 	adapter *Adapter
-	capture Capture // nil unless WithCapture
-	gso     bool    // packets carry a virtio_net_hdr (WithGSO)
-	uso     bool    // the kernel takes UDP super-packets
+	capture Capture      // nil unless WithCapture
+	gso     bool         // packets carry a virtio_net_hdr (WithGSO)
+	uso     bool         // the kernel takes UDP super-packets
+	ur      *uringReader // io_uring engine, or nil for the poll engine
+	uw      *uringWriter
 	file    *os.File
 	conn    syscall.RawConn
 
@@ -106,10 +108,25 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 		file.Close()
 		return fail(err)
 	}
+	var ur *uringReader
+	var uw *uringWriter
+	if engineUring() {
+		if ur, err = newUringReader(fd); err == nil {
+			if uw, err = newUringWriter(fd); err != nil {
+				ur.close()
+				ur = nil
+			}
+		}
+		if err != nil {
+			logWarn("wintun: io_uring not available; using the poll engine", "adapter", a.name, "err", err)
+		}
+	}
 	carrierUsers.Lock()
 	carrierUsers.n[a.guid]++
 	carrierUsers.Unlock()
 	s := &Session{
+		ur:         ur,
+		uw:         uw,
 		adapter:    a,
 		gso:        cfg.gso,
 		uso:        uso,
@@ -179,6 +196,9 @@ func (s *Session) shutdown(cause error) {
 		}
 		carrierUsers.Unlock()
 		s.file.Close() // wakes the reader blocked in the poller
+		if s.ur != nil {
+			s.ur.efd.Close() // the same for the io_uring engine's reader
+		}
 		s.adapter.mu.Lock()
 		delete(s.adapter.sessions, s)
 		s.adapter.mu.Unlock()
@@ -286,17 +306,13 @@ func (s *Session) valid(p []byte) bool {
 func (s *Session) receiveLoop() {
 	rc := receiver{s: s, r: s.rx.r, st: &s.adapter.stats}
 	cause := ErrSessionEnded
-	for {
+	if s.ur != nil {
+		cause = s.receiveUring(&rc)
+	}
+	for s.ur == nil {
 		var rerr error
 		err := s.conn.Read(func(fd uintptr) bool { return rc.readBundle(int(fd), &rerr) })
-		if rc.n > 0 {
-			atomic.StoreUint32(rc.r.tail(), rc.tail)
-			rc.n = 0
-			select {
-			case s.readEvent <- struct{}{}:
-			default:
-			}
-		}
+		rc.publish()
 		if err != nil {
 			// Either shutdown closed the file, or the poller saw EPOLLERR, which the
 			// tun driver reports once the device is gone.
@@ -333,6 +349,20 @@ type receiver struct {
 	hdr     [GSOHeaderLen]byte
 	scratch []byte // for a packet read while the ring is nearly full
 	super   []byte // a super-packet being split
+}
+
+// publish makes the packets written since the last publication visible and signals
+// ReadWaitEvent.
+func (rc *receiver) publish() {
+	if rc.n == 0 {
+		return
+	}
+	atomic.StoreUint32(rc.r.tail(), rc.tail)
+	rc.n = 0
+	select {
+	case rc.s.readEvent <- struct{}{}:
+	default:
+	}
 }
 
 func (rc *receiver) free() uint32 { return rc.r.free(atomic.LoadUint32(rc.r.head()), rc.tail) }
@@ -442,9 +472,10 @@ type writer struct {
 	s        *Session
 	r        *ring
 	st       *stats
-	tcp, udp bool     // coalesce TCP segments, UDP datagrams into super-packets
-	pkts     [][]byte // the packets of one gathering
-	afters   []uint32 // the ring offset after each of them
+	tcp, udp bool         // coalesce TCP segments, UDP datagrams into super-packets
+	uw       *uringWriter // io_uring engine, or nil
+	pkts     [][]byte     // the packets of one gathering
+	afters   []uint32     // the ring offset after each of them
 	hdr      [GSOHeaderLen]byte
 	super    []byte // a coalesced super-packet
 }
@@ -494,6 +525,14 @@ func (w *writer) write(fd int, pkts [][]byte) (int, error) {
 		k = offload.UDPRun(pkts)
 		udp = k > 1
 	}
+	if w.uw != nil {
+		if k == 1 {
+			return 1, w.queue(pkts[0])
+		}
+		if err := w.flush(); err != nil { // keep the order of the writes
+			return 0, err
+		}
+	}
 	var err error
 	switch {
 	case k > 1:
@@ -534,11 +573,7 @@ func (w *writer) write(fd int, pkts [][]byte) (int, error) {
 		w.st.txSuperPackets.Add(1)
 	}
 	for _, p := range pkts[:k] {
-		w.st.txPackets.Add(1)
-		w.st.txBytes.Add(uint64(len(p)))
-		if w.s.capture != nil {
-			w.s.capture.CapturePacket(Sent, time.Now(), p)
-		}
+		w.sent(p)
 	}
 	return k, nil
 }
@@ -548,7 +583,10 @@ func (w *writer) write(fd int, pkts [][]byte) (int, error) {
 func (s *Session) sendLoop() {
 	defer close(s.writerDone)
 	r := s.txr
-	w := writer{s: s, r: r, st: &s.adapter.stats, tcp: !s.gso && coalesceTCP(), udp: !s.gso && s.uso && coalesceUDP()}
+	w := writer{s: s, r: r, st: &s.adapter.stats, tcp: !s.gso && coalesceTCP(), udp: !s.gso && s.uso && coalesceUDP(), uw: s.uw}
+	if s.uw != nil {
+		defer s.uw.ring.Close()
+	}
 	var head uint32
 	for {
 		tail := atomic.LoadUint32(r.tail())
@@ -576,6 +614,10 @@ func (s *Session) sendLoop() {
 					case err == unix.EINTR:
 						continue
 					case err == unix.EAGAIN:
+						if ferr := w.flush(); ferr != nil {
+							werr = ferr
+							return true
+						}
 						return false
 					case err != nil && gone(err):
 						werr = err
@@ -583,6 +625,10 @@ func (s *Session) sendLoop() {
 					}
 					head = w.afters[i+k-1]
 					i += k
+				}
+				if ferr := w.flush(); ferr != nil {
+					werr = ferr
+					return true
 				}
 				atomic.StoreUint32(r.head(), head) // room for the application at once
 				if werr != nil {

@@ -1,0 +1,67 @@
+//go:build linux
+
+package uring
+
+import (
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestMultishotReadPipe reads several writes to a pipe through one multishot read
+// into provided buffers, woken through an eventfd.
+func TestMultishotReadPipe(t *testing.T) {
+	r, err := New(16, 0)
+	if err != nil {
+		t.Skipf("io_uring unavailable here: %v", err)
+	}
+	defer r.Close()
+	b, err := r.RegisterBufRing(1, 8, 4096)
+	if err != nil {
+		t.Skipf("provided buffer rings unavailable: %v", err)
+	}
+	defer b.Free()
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(efd)
+	if err := r.RegisterEventfd(efd); err != nil {
+		t.Fatal(err)
+	}
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	sqe := r.SQE()
+	sqe.Opcode, sqe.Fd, sqe.Flags, sqe.BufIndex, sqe.Off = OpReadMultishot, int32(p[0]), sqeBufferSelect, b.Group(), ^uint64(0)
+	sqe.UserData = 7
+	if _, err := r.Submit(0); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for i, msg := range []string{"one", "two", "three", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15", "16", "17", "18", "19", "three"} {
+		unix.Write(p[1], []byte(msg))
+		var ev [8]byte
+		if _, err := unix.Read(efd, ev[:]); err != nil { // blocks until a completion
+			t.Fatal(err)
+		}
+		r.Completions(func(c *CQE) {
+			if c.Res < 0 || c.Flags&CQEFBuffer == 0 || c.UserData != 7 {
+				t.Fatalf("completion %d: res %d flags %#x", i, c.Res, c.Flags)
+			}
+			if c.Flags&CQEFMore == 0 {
+				t.Errorf("completion %d ended the multishot read", i)
+			}
+			id := uint16(c.Flags >> 16)
+			got = append(got, string(b.Buffer(id)[:c.Res]))
+			b.Give(id)
+		})
+		b.Publish()
+	}
+	if len(got) != 20 || got[0] != "one" || got[19] != "three" {
+		t.Errorf("read %q", got)
+	}
+}
