@@ -1,6 +1,7 @@
 package wintun
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"syscall"
@@ -23,6 +24,9 @@ import (
 const (
 	uringBufSize  = (GSOHeaderLen + PacketSizeMax + 15) &^ 15
 	uringBufCount = 32
+	// uringIdleCheck is how long the reader waits for completions before it checks
+	// that the device still exists.
+	uringIdleCheck = 200 * time.Millisecond
 )
 
 // engineUring reports whether sessions should try io_uring.
@@ -105,10 +109,20 @@ func (s *Session) receiveUring(rc *receiver) error {
 	}
 	var ev [8]byte
 	for {
+		// The multishot read can miss the device's deletion (a retry may see the
+		// queue still attached and then wait for data that never comes), so an idle
+		// reader looks for the poll error the tun driver reports once it is gone.
+		u.efd.SetReadDeadline(time.Now().Add(uringIdleCheck))
 		err := u.econn.Read(func(fd uintptr) bool {
 			_, err := unix.Read(int(fd), ev[:])
 			return err != unix.EAGAIN
 		})
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			if s.tunGone() {
+				return ErrAdapterGone
+			}
+			continue
+		}
 		if err != nil { // closed by shutdown
 			return ErrSessionEnded
 		}
@@ -148,6 +162,19 @@ func (s *Session) receiveUring(rc *receiver) error {
 			}
 		}
 	}
+}
+
+// tunGone reports whether the session's queue reports a poll error: the tun driver's
+// sign that its device is gone.
+func (s *Session) tunGone() bool {
+	gone := false
+	s.conn.Control(func(fd uintptr) {
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if n, err := unix.Poll(pfd, 0); err == nil && n > 0 {
+			gone = pfd[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0
+		}
+	})
+	return gone
 }
 
 // deliver puts a packet read with its virtio_net_hdr into the receive ring, split if

@@ -68,6 +68,9 @@ func pingFrom(ns *netns.NS, dst netip.Addr) error {
 		buf := make([]byte, 1500)
 		for {
 			n, _, err := unix.Recvfrom(fd, buf, 0)
+			if err == unix.EINTR { // the Go runtime's preemption signals
+				continue
+			}
 			if err != nil {
 				return err
 			}

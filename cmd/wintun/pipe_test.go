@@ -131,6 +131,9 @@ func ping(ns *netns.NS, dst netip.Addr, timeout int64) error {
 		buf := make([]byte, 1500)
 		for {
 			n, _, err := unix.Recvfrom(fd, buf, 0)
+			if err == unix.EINTR { // the Go runtime's preemption signals
+				continue
+			}
 			if err != nil {
 				return fmt.Errorf("no echo reply from %v: %w", dst, err)
 			}
