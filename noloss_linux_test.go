@@ -1,12 +1,7 @@
 package wintun_test
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"encoding/binary"
-	"io"
-	"math/rand/v2"
-	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -233,36 +228,10 @@ func TestNoLossCountedUDP(t *testing.T) {
 func TestNoLossTCPWithStalls(t *testing.T) {
 	checkLeaks(t)
 	g := newGatedPair(t, wintun.RingCapacityMin)
-	const total = 16 << 20
-	var ln net.Listener
-	if err := g.nsB.Do(func() (err error) { ln, err = net.Listen("tcp", "10.226.0.2:7101"); return }); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type result struct {
-		n   int64
-		sum []byte
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(30 * time.Second))
-		h := sha256.New()
-		n, err := io.Copy(h, c)
-		got <- result{n, h.Sum(nil), err}
-	}()
-	var c net.Conn
-	if err := g.nsA.Do(func() (err error) { c, err = net.DialTimeout("tcp", "10.226.0.2:7101", 5*time.Second); return }); err != nil {
-		t.Fatal(err)
-	}
 	stop := make(chan struct{})
+	done := make(chan struct{})
 	go func() { // stall the forwarder for 20 ms every 100 ms
+		defer close(done)
 		for {
 			select {
 			case <-stop:
@@ -274,25 +243,9 @@ func TestNoLossTCPWithStalls(t *testing.T) {
 			g.paused.Store(false)
 		}
 	}()
-	defer close(stop)
-	c.SetDeadline(time.Now().Add(30 * time.Second))
-	h := sha256.New()
-	rnd := rand.New(rand.NewPCG(3, 4))
-	buf := make([]byte, 1<<16)
-	for sent := 0; sent < total; sent += len(buf) {
-		for i := 0; i < len(buf); i += 8 {
-			binary.LittleEndian.PutUint64(buf[i:], rnd.Uint64())
-		}
-		h.Write(buf)
-		if _, err := c.Write(buf); err != nil {
-			t.Fatalf("write after %d bytes: %v", sent, err)
-		}
-	}
-	c.Close()
-	r := <-got
-	if r.err != nil || r.n != total || !bytes.Equal(r.sum, h.Sum(nil)) {
-		t.Fatalf("received %d of %d bytes, checksum match %v, err %v", r.n, total, bytes.Equal(r.sum, h.Sum(nil)), r.err)
-	}
+	transferTCP(t, g.nsA, g.nsB, "10.226.0.2:7101", 16<<20)
+	close(stop)
+	<-done
 	t.Logf("16 MiB intact through a stalling forwarder; stats A %+v", g.a.Stats())
 }
 
