@@ -17,12 +17,7 @@ func (s *Session) ReceivePackets(packets [][]byte) (int, error) {
 		return 0, nil
 	}
 	n, err := s.rx.receiveBatch(packets)
-	if err == errRingEOF {
-		if err = s.err(); err == nil {
-			err = ErrAdapterGone
-		}
-	}
-	return n, err
+	return n, s.ringErr(err)
 }
 
 // ReleaseReceivePackets releases packets from ReceivePacket or ReceivePackets, as
@@ -50,12 +45,7 @@ func (s *Session) AllocateSendPackets(sizes []int, packets [][]byte) (int, error
 		return 0, err
 	}
 	n, err := s.tx.allocateBatch(sizes, packets)
-	if err == errRingEOF {
-		if err = s.err(); err == nil {
-			err = ErrAdapterGone
-		}
-	}
-	return n, err
+	return n, s.ringErr(err)
 }
 
 // SendPackets commits packets from AllocateSendPacket or AllocateSendPackets, as

@@ -185,28 +185,10 @@ func (rc *receiver) deliver(b []byte) {
 		return
 	}
 	if rc.s.gso {
-		rc.copyIn(b)
-		return
+		rc.place(b, offload.Header{}, false)
+	} else {
+		rc.place(b[GSOHeaderLen:], offload.ParseHeader(b), false)
 	}
-	h, p := offload.ParseHeader(b), b[GSOHeaderLen:]
-	switch {
-	case h.GSOType != offload.GSONone:
-		rc.split(p, h, false)
-	case h.Flags&offload.FlagNeedsCsum != 0 && offload.CompleteChecksum(p, h) != nil:
-		rc.st.rxErrors.Add(1)
-	default:
-		rc.copyIn(p)
-	}
-}
-
-// copyIn copies a packet into the ring, or counts it as dropped if it does not fit.
-func (rc *receiver) copyIn(p []byte) {
-	if len(p) > PacketSizeMax || alignRecord(uint32(len(p))) > rc.free() {
-		rc.st.rxDropsFull.Add(1)
-		return
-	}
-	copy(rc.r.mem[ringHeaderSize+rc.tail+recordHeader:], p)
-	rc.commit(uint32(len(p)))
 }
 
 // uringWriter queues the writer's single-packet writes and submits them together.

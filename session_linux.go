@@ -215,6 +215,18 @@ func (s *Session) err() error {
 	return nil
 }
 
+// ringErr turns a ring's end of file into the reason the session ended: a ring
+// reaches its end of life only when the session ends or the adapter goes away.
+func (s *Session) ringErr(err error) error {
+	if err != errRingEOF {
+		return err
+	}
+	if err = s.err(); err == nil {
+		err = ErrAdapterGone
+	}
+	return err
+}
+
 // ReadWaitEvent returns a channel that receives after packets arrive; wait on it when
 // ReceivePacket reports ErrNoMoreItems. It is closed when the session ends or the
 // adapter goes away. A packet that arrives while the reader decides to wait always
@@ -230,12 +242,7 @@ func (s *Session) ReceivePacket() ([]byte, error) {
 		return nil, err
 	}
 	p, err := s.rx.receive()
-	if err == errRingEOF {
-		if err = s.err(); err == nil {
-			err = ErrAdapterGone
-		}
-	}
-	return p, err
+	return p, s.ringErr(err)
 }
 
 // ReleaseReceivePacket gives back the ring space of a packet from ReceivePacket.
@@ -260,12 +267,7 @@ func (s *Session) AllocateSendPacket(size int) ([]byte, error) {
 		return nil, err
 	}
 	p, err := s.tx.allocate(size)
-	if err == errRingEOF {
-		if err = s.err(); err == nil {
-			err = ErrAdapterGone
-		}
-	}
-	return p, err
+	return p, s.ringErr(err)
 }
 
 // SendPacket commits a packet from AllocateSendPacket. Packets may be committed in any
@@ -401,26 +403,29 @@ func (rc *receiver) readBundle(fd int, rerr *error) bool {
 			rc.st.rxErrors.Add(1)
 			continue
 		}
-		p := buf[:m]
+		var h offload.Header // a WithGSO session keeps the header in the record
 		if !rc.s.gso {
-			if h := offload.ParseHeader(rc.hdr[:]); h.GSOType != offload.GSONone {
-				rc.split(p, h, direct)
-				continue
-			} else if h.Flags&offload.FlagNeedsCsum != 0 && offload.CompleteChecksum(p, h) != nil {
-				rc.st.rxErrors.Add(1)
-				continue
-			}
+			h = offload.ParseHeader(rc.hdr[:])
 		}
-		if !direct {
-			if alignRecord(uint32(m)) > free {
-				rc.st.rxDropsFull.Add(1)
-				continue
-			}
-			copy(rc.r.mem[ringHeaderSize+rc.tail+recordHeader:], p)
-		}
-		rc.commit(uint32(m))
+		rc.place(buf[:m], h, direct)
 	}
 	return true
+}
+
+// place puts a packet into the ring: committed where it is if it was read into the
+// ring, copied otherwise. A plain session splits a super-packet described by h and
+// completes a partial checksum.
+func (rc *receiver) place(p []byte, h offload.Header, inRing bool) {
+	switch {
+	case h.GSOType != offload.GSONone:
+		rc.split(p, h, inRing)
+	case h.Flags&offload.FlagNeedsCsum != 0 && offload.CompleteChecksum(p, h) != nil:
+		rc.st.rxErrors.Add(1)
+	case inRing:
+		rc.commit(uint32(len(p)))
+	default:
+		rc.copyIn(p)
+	}
 }
 
 // commit completes the record at tail, whose data is in place.
@@ -433,6 +438,16 @@ func (rc *receiver) commit(size uint32) {
 	rc.st.rxPackets.Add(1)
 	rc.st.rxBytes.Add(uint64(size))
 	rc.n++
+}
+
+// copyIn copies a packet into the ring, or counts it as dropped if it does not fit.
+func (rc *receiver) copyIn(p []byte) {
+	if len(p) > PacketSizeMax || alignRecord(uint32(len(p))) > rc.free() {
+		rc.st.rxDropsFull.Add(1)
+		return
+	}
+	copy(rc.r.mem[ringHeaderSize+rc.tail+recordHeader:], p)
+	rc.commit(uint32(len(p)))
 }
 
 // split writes the ordinary packets of a super-packet into the ring, for a session

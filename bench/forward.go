@@ -37,62 +37,36 @@ func forwardMain(impl, nameA, nameB, nsA, nsB string) error {
 	var pumps []pump
 	var closers []func()
 	switch impl {
-	case "wintun":
-		a, sa, err := wintunSide(nameA, nsA)
+	case "wintun", "wintun-batch", "wintun-mq":
+		// wintun: the Wintun calls, one packet at a time. wintun-batch: the batch
+		// calls on WithGSO sessions. wintun-mq: the same with two queues per adapter,
+		// each with its own pumps, so that the kernel spreads flows over both cores.
+		queues, pumpOf, opts := 1, wintunPump, []wintun.SessionOption(nil)
+		if impl != "wintun" {
+			pumpOf, opts = wintunBatchPump, []wintun.SessionOption{wintun.WithGSO()}
+		}
+		if impl == "wintun-mq" {
+			queues = 2
+		}
+		a, sa, err := wintunSide(nameA, nsA, queues, opts...)
 		if err != nil {
 			return err
 		}
-		b, sb, err := wintunSide(nameB, nsB)
+		b, sb, err := wintunSide(nameB, nsB, queues, opts...)
 		if err != nil {
-			return err
-		}
-		closers = append(closers, func() { sa.End(); sb.End(); a.Close(); b.Close() })
-		pumps = []pump{wintunPump(sa, sb), wintunPump(sb, sa)}
-	case "wintun-batch":
-		a, sa, err := wintunSide(nameA, nsA, wintun.WithGSO())
-		if err != nil {
-			return err
-		}
-		b, sb, err := wintunSide(nameB, nsB, wintun.WithGSO())
-		if err != nil {
-			return err
-		}
-		closers = append(closers, func() { sa.End(); sb.End(); a.Close(); b.Close() })
-		pumps = []pump{wintunBatchPump(sa, sb), wintunBatchPump(sb, sa)}
-	case "wintun-mq":
-		// Two queues per adapter, each with its own pumps: the kernel spreads flows
-		// over them, so both cores can forward.
-		a, sa, err := wintunSide(nameA, "", wintun.WithGSO())
-		if err != nil {
-			return err
-		}
-		sa2, err := a.StartSession(0x800000, wintun.WithGSO())
-		if err != nil {
-			return err
-		}
-		if err := moveTo(nameA, nsA); err != nil {
-			return err
-		}
-		b, sb, err := wintunSide(nameB, "", wintun.WithGSO())
-		if err != nil {
-			return err
-		}
-		sb2, err := b.StartSession(0x800000, wintun.WithGSO())
-		if err != nil {
-			return err
-		}
-		if err := moveTo(nameB, nsB); err != nil {
 			return err
 		}
 		closers = append(closers, func() {
-			sa.End()
-			sa2.End()
-			sb.End()
-			sb2.End()
+			for i := range sa {
+				sa[i].End()
+				sb[i].End()
+			}
 			a.Close()
 			b.Close()
 		})
-		pumps = []pump{wintunBatchPump(sa, sb), wintunBatchPump(sb, sa), wintunBatchPump(sa2, sb2), wintunBatchPump(sb2, sa2)}
+		for i := range sa {
+			pumps = append(pumps, pumpOf(sa[i], sb[i]), pumpOf(sb[i], sa[i]))
+		}
 	case "wireguard-go":
 		a, err := wireguardSide(nameA, nsA)
 		if err != nil {
@@ -151,19 +125,21 @@ func moveTo(name, nsPath string) error {
 	return netlink.LinkSetNsFd(l, int(f.Fd()))
 }
 
-func wintunSide(name, ns string, opts ...wintun.SessionOption) (*wintun.Adapter, *wintun.Session, error) {
+// wintunSide creates an adapter with queues sessions and moves it into ns.
+func wintunSide(name, ns string, queues int, opts ...wintun.SessionOption) (*wintun.Adapter, []*wintun.Session, error) {
 	a, err := wintun.CreateAdapter(name, "Bench", nil)
 	if err != nil {
 		return nil, nil, err
 	}
-	s, err := a.StartSession(0x800000, opts...)
-	if err != nil {
-		return nil, nil, err
+	var sessions []*wintun.Session
+	for i := 0; i < queues; i++ {
+		s, err := a.StartSession(0x800000, opts...)
+		if err != nil {
+			return nil, nil, err
+		}
+		sessions = append(sessions, s)
 	}
-	if ns == "" {
-		return a, s, nil // the caller moves it
-	}
-	return a, s, moveTo(name, ns)
+	return a, sessions, moveTo(name, ns)
 }
 
 // wintunPump uses the Wintun calls, one packet at a time.
