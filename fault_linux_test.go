@@ -281,6 +281,18 @@ func qdiscDrops(t *testing.T, ns *netns.NS, name string) uint64 {
 // sendUDP writes n datagrams with the sequence numbers from first on, pacing a little
 // so that the kernel's queues (not the ring) are never the bottleneck, and returns how
 // many the kernel accepted.
+// sendFitting sends n datagrams in bursts of 50 (a third of a 128 KiB ring at 1000
+// bytes) with pauses, so that the offered load fits the ring even when the reader is
+// slow (race detector, a busy machine). It returns how many were sent.
+func sendFitting(c *net.UDPConn, first uint32, n, size int) int {
+	sent := 0
+	for i := 0; i < n; i += 50 {
+		sent += sendUDP(c, first+uint32(i), min(50, n-i), size)
+		time.Sleep(10 * time.Millisecond)
+	}
+	return sent
+}
+
 func sendUDP(c *net.UDPConn, first uint32, n int, size int) int {
 	buf := make([]byte, size)
 	sent := 0
@@ -365,13 +377,7 @@ func TestRingFullThenRecovery(t *testing.T) {
 	// Recovery: a reading application gets everything, in order, with no new drop.
 	got := make(chan []uint32)
 	go func() { got <- drainUDP(t, s, 7000, 500*time.Millisecond) }()
-	// In bursts of 50 (a third of the ring) with pauses, so that the offered load fits
-	// the ring even when the reader is slow (race detector, a busy machine).
-	n := 0
-	for i := uint32(0); i < 500; i += 50 {
-		n += sendUDP(c, seq+i, 50, size)
-		time.Sleep(10 * time.Millisecond)
-	}
+	n := sendFitting(c, seq, 500, size)
 	seqs = <-got
 	checkOrder(t, seqs)
 	if len(seqs) != n || n != 500 {
@@ -436,7 +442,7 @@ func TestNeverReleased(t *testing.T) {
 	}
 	got := make(chan []uint32)
 	go func() { got <- drainUDP(t, s, 7000, 500*time.Millisecond) }()
-	n := sendUDP(c, 1_000_000, 200, 1000)
+	n := sendFitting(c, 1_000_000, 200, 1000)
 	if seqs := <-got; len(seqs) != n || n != 200 {
 		t.Errorf("after releasing: %d of %d datagrams received", len(seqs), n)
 	} else {
