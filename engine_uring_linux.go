@@ -1,10 +1,10 @@
 package wintun
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"syscall"
+	"runtime"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -32,42 +32,47 @@ const (
 // engineUring reports whether sessions should try io_uring.
 func engineUring() bool { return os.Getenv("WINTUN_ENGINE") == "uring" }
 
-// uringReader is the receive side: a ring with one multishot read, its buffers, and an
-// eventfd that Go's poller watches for completions.
+// uringReader is the receive side: a ring with one multishot read and its buffers,
+// and a poll on an eventfd that End writes to, to stop the reader.
 type uringReader struct {
 	ring  *uring.Ring
 	bufs  *uring.BufRing
-	efd   *os.File
-	econn syscall.RawConn
+	efd   int
 	tunfd int32
 }
+
+// User data of the reader's requests.
+const (
+	uringRead = iota
+	uringStop
+)
 
 func newUringReader(tunfd int) (*uringReader, error) {
 	r, err := uring.New(8, 256)
 	if err != nil {
 		return nil, err
 	}
-	u := &uringReader{ring: r, tunfd: int32(tunfd)}
+	u := &uringReader{ring: r, tunfd: int32(tunfd), efd: -1}
 	if u.bufs, err = r.RegisterBufRing(0, uringBufCount, uringBufSize); err != nil {
-		r.Close()
-		return nil, err
-	}
-	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err == nil {
-		if err = r.RegisterEventfd(efd); err != nil {
-			unix.Close(efd)
-		}
-	}
-	if err != nil {
 		u.close()
 		return nil, err
 	}
-	u.efd = os.NewFile(uintptr(efd), "eventfd")
-	if u.econn, err = u.efd.SyscallConn(); err != nil {
+	if u.efd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		u.close()
-		return nil, err
+		return nil, fmt.Errorf("uring: eventfd: %w", err)
+	}
+	sqe := r.SQE()
+	sqe.Opcode, sqe.Fd, sqe.OpFlags, sqe.UserData = uring.OpPollAdd, int32(u.efd), unix.POLLIN, uringStop
+	if _, err := r.Submit(0); err != nil {
+		u.close()
+		return nil, fmt.Errorf("uring: poll: %w", err)
 	}
 	return u, nil
+}
+
+// stop wakes the reader for good; the session has started ending.
+func (u *uringReader) stop() {
+	unix.Write(u.efd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 }
 
 // arm submits the multishot read; it ends when the buffers run out or on an error.
@@ -76,7 +81,7 @@ func (u *uringReader) arm() error {
 	if sqe == nil {
 		return fmt.Errorf("uring: submission queue full")
 	}
-	sqe.Opcode, sqe.Fd, sqe.Off = uring.OpReadMultishot, u.tunfd, ^uint64(0)
+	sqe.Opcode, sqe.Fd, sqe.Off, sqe.UserData = uring.OpReadMultishot, u.tunfd, ^uint64(0), uringRead
 	sqe.Flags, sqe.BufIndex = 1<<5, u.bufs.Group() // IOSQE_BUFFER_SELECT
 	_, err := u.ring.Submit(0)
 	return err
@@ -89,46 +94,55 @@ func (u *uringReader) close() {
 	if u.bufs != nil {
 		u.bufs.Free()
 	}
-	if u.efd != nil {
-		u.efd.Close()
+	if u.efd >= 0 {
+		unix.Close(u.efd)
 	}
 }
+
+// uringYielded counts the readers that are yielding their thread to the application.
+var uringYielded atomic.Int32
 
 // receiveUring is receiveLoop's body for the io_uring engine; it returns why the
 // session ends.
 func (s *Session) receiveUring(rc *receiver) error {
 	u := s.ur
-	defer u.close()
-	// The kernel cancels a task's multishot requests when that thread exits, and a Go
-	// thread exits when a goroutine locked to it ends: a read canceled that way
-	// (ECANCELED) is simply armed again. (Locking this goroutine to its thread
-	// instead costs a thread hand-off per wake-up: the ping's round trip grew by half.)
+	// The kernel completes a multishot read with task work in the thread that
+	// submitted it. This goroutine keeps its thread and sleeps in io_uring_enter, so a
+	// packet wakes that one thread, which runs the task work and goes on at once. (A
+	// goroutine not locked to its thread would also lose its read, canceled, whenever
+	// the thread that submitted it exits.)
 	if err := u.arm(); err != nil {
 		logWarn("wintun: io_uring read", "adapter", s.adapter.name, "err", err)
 		return ErrAdapterGone
 	}
-	var ev [8]byte
 	for {
 		// The multishot read can miss the device's deletion (a retry may see the
 		// queue still attached and then wait for data that never comes), so an idle
 		// reader looks for the poll error the tun driver reports once it is gone.
-		u.efd.SetReadDeadline(time.Now().Add(uringIdleCheck))
-		err := u.econn.Read(func(fd uintptr) bool {
-			_, err := unix.Read(int(fd), ev[:])
-			return err != unix.EAGAIN
-		})
-		if errors.Is(err, os.ErrDeadlineExceeded) {
+		if uringYielded.Load() > 0 {
+			// Another session's reader is runnable but not running: this thread
+			// keeps its P while it waits in the kernel, and Go takes a P back from a
+			// waiting thread only after up to 10 ms. Starting a goroutine wakes an
+			// idle P, which picks that reader up.
+			go func() {}()
+		}
+		switch err := u.ring.Wait(uringIdleCheck); err {
+		case nil, unix.EINTR:
+		case unix.ETIME:
 			if s.tunGone() {
 				return ErrAdapterGone
 			}
 			continue
+		default:
+			logWarn("wintun: io_uring wait", "adapter", s.adapter.name, "err", err)
+			return ErrAdapterGone
 		}
-		if err != nil { // closed by shutdown
-			return ErrSessionEnded
-		}
-		rearm, goneErr := false, false
+		rearm, goneErr, stop := false, false, false
 		u.ring.Completions(func(c *uring.CQE) {
 			switch {
+			case c.UserData == uringStop:
+				stop = true
+				return
 			case c.Res == -int32(unix.EBADFD):
 				goneErr = true
 			case c.Res < 0:
@@ -151,11 +165,23 @@ func (s *Session) receiveUring(rc *receiver) error {
 			}
 		})
 		u.bufs.Publish()
-		rc.publish()
-		if goneErr {
-			return ErrAdapterGone
+		if rc.publish() {
+			// The application's goroutine, woken by the event, waits in this
+			// thread's run queue: let it run here and now rather than wait for
+			// another thread to wake up and take it, or for this one to come back
+			// from the wait below. Twice: one schedule in 61 takes the global run
+			// queue, where Gosched put this goroutine, before the local one.
+			uringYielded.Add(1)
+			runtime.Gosched()
+			runtime.Gosched()
+			uringYielded.Add(-1)
 		}
-		if rearm {
+		switch {
+		case stop:
+			return ErrSessionEnded
+		case goneErr:
+			return ErrAdapterGone
+		case rearm:
 			if err := u.arm(); err != nil {
 				logWarn("wintun: io_uring re-arm", "adapter", s.adapter.name, "err", err)
 				return ErrAdapterGone

@@ -197,7 +197,7 @@ func (s *Session) shutdown(cause error) {
 		carrierUsers.Unlock()
 		s.file.Close() // wakes the reader blocked in the poller
 		if s.ur != nil {
-			s.ur.efd.Close() // the same for the io_uring engine's reader
+			s.ur.stop() // the same for the io_uring engine's reader
 		}
 		s.adapter.mu.Lock()
 		delete(s.adapter.sessions, s)
@@ -333,6 +333,9 @@ func (s *Session) receiveLoop() {
 		}
 	}
 	s.shutdown(cause)
+	if s.ur != nil {
+		s.ur.close() // only now: shutdown writes to its eventfd
+	}
 	<-s.writerDone
 	// End of life, as Wintun's driver marks it: indices at or above the capacity.
 	atomic.StoreUint32(rc.r.tail(), ringEOF)
@@ -355,15 +358,17 @@ type receiver struct {
 
 // publish makes the packets written since the last publication visible and signals
 // ReadWaitEvent.
-func (rc *receiver) publish() {
+func (rc *receiver) publish() (signaled bool) {
 	if rc.n == 0 {
-		return
+		return false
 	}
 	atomic.StoreUint32(rc.r.tail(), rc.tail)
 	rc.n = 0
 	select {
 	case rc.s.readEvent <- struct{}{}:
+		return true
 	default:
+		return false
 	}
 }
 

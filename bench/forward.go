@@ -78,6 +78,16 @@ func forwardMain(impl, nameA, nameB, nsA, nsB string) error {
 		}
 		closers = append(closers, func() { a.Close(); b.Close() })
 		pumps = []pump{wireguardPump(a, b), wireguardPump(b, a)}
+	case "direct":
+		a, err := directSide(nameA, nsA)
+		if err != nil {
+			return err
+		}
+		b, err := directSide(nameB, nsB)
+		if err != nil {
+			return err
+		}
+		pumps = []pump{directPump(a, b), directPump(b, a)}
 	case "water":
 		a, err := waterSide(nameA, nsA)
 		if err != nil {

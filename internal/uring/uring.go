@@ -1,8 +1,8 @@
 //go:build linux
 
 // Package uring is the small part of io_uring that the sessions use: a ring, its
-// submission and completion queues, multishot reads into a provided buffer ring, and an
-// eventfd that tells Go's poller when completions arrive. All memory the kernel reads
+// submission and completion queues, multishot reads into a provided buffer ring, and a
+// wait for completions with a timeout. All memory the kernel reads
 // or writes asynchronously is mmap'd, never Go heap memory, and user_data carries
 // indices, not pointers.
 package uring
@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -20,6 +21,7 @@ import (
 const (
 	OpNop           = 0
 	OpWritev        = 2
+	OpPollAdd       = 6
 	OpAsyncCancel   = 14
 	OpReadMultishot = 49
 
@@ -33,10 +35,10 @@ const (
 	offSQEs   = 0x10000000
 
 	enterGetEvents = 1 << 0
+	enterExtArg    = 1 << 3
 	setupCQSize    = 1 << 3
 	sqCQOverflow   = 1 << 1
 
-	registerEventfd   = 4
 	registerPbufRing  = 22
 	featSingleMmap    = 1 << 0
 	pbufRingMmapAlign = 4096
@@ -224,11 +226,20 @@ func (r *Ring) completions(f func(*CQE)) int {
 	return n
 }
 
-// RegisterEventfd makes the kernel signal efd on every completion.
-func (r *Ring) RegisterEventfd(efd int) error {
-	fd := int32(efd)
-	if _, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), registerEventfd, uintptr(unsafe.Pointer(&fd)), 1, 0, 0); errno != 0 {
-		return fmt.Errorf("uring: register eventfd: %w", errno)
+// Wait blocks the calling thread until at least one completion is there, or until
+// timeout has passed (unix.ETIME). It returns unix.EINTR when a signal interrupted it.
+func (r *Ring) Wait(timeout time.Duration) error {
+	ts := unix.NsecToTimespec(int64(timeout))
+	arg := struct { // struct io_uring_getevents_arg
+		sigmask   uint64
+		sigmaskSz uint32
+		minWait   uint32
+		ts        uint64
+	}{sigmaskSz: 8, ts: uint64(uintptr(unsafe.Pointer(&ts)))}
+	_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), 0, 1, enterGetEvents|enterExtArg,
+		uintptr(unsafe.Pointer(&arg)), unsafe.Sizeof(arg))
+	if errno != 0 {
+		return errno
 	}
 	return nil
 }
