@@ -32,3 +32,29 @@ func TestEngineInUse(t *testing.T) {
 		return nil
 	})
 }
+
+// TestWithIOUring checks that the option overrides the environment both ways (the
+// suite runs once per engine, so each direction is an override in one of the runs).
+func TestWithIOUring(t *testing.T) {
+	ns := netns.ForTest(t)
+	ns.Do(func() error {
+		a, err := CreateAdapter("wtengine", "Test", nil)
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		defer a.Close()
+		for _, on := range []bool{true, false} {
+			s, err := a.StartSession(RingCapacityMin, WithIOUring(on))
+			if err != nil {
+				t.Error(err)
+				return nil
+			}
+			if got := s.ur != nil; got != on {
+				t.Errorf("WithIOUring(%v): io_uring engine in use: %v", on, got)
+			}
+			s.End()
+		}
+		return nil
+	})
+}

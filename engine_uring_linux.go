@@ -29,8 +29,14 @@ const (
 	uringIdleCheck = 200 * time.Millisecond
 )
 
-// engineUring reports whether sessions should try io_uring.
-func engineUring() bool { return os.Getenv("WINTUN_ENGINE") == "uring" }
+// engineUring reports whether a session should try io_uring: WithIOUring, or else the
+// environment.
+func engineUring(cfg *sessionConfig) bool {
+	if cfg.uring != nil {
+		return *cfg.uring
+	}
+	return os.Getenv("WINTUN_ENGINE") == "uring"
+}
 
 // uringReader is the receive side: a ring with one multishot read and its buffers,
 // and a poll on an eventfd that End writes to, to stop the reader.

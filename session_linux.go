@@ -110,7 +110,7 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 	}
 	var ur *uringReader
 	var uw *uringWriter
-	if engineUring() {
+	if engineUring(&cfg) {
 		if ur, err = newUringReader(fd); err == nil {
 			if uw, err = newUringWriter(fd); err != nil {
 				ur.close()

@@ -90,7 +90,7 @@ func main() {
 	reps := flag.Int("reps", 3, "repetitions of every measurement (the median is reported)")
 	secs := flag.Int("t", 5, "seconds per iperf3 run")
 	pings := flag.Int("pings", 1000, "pings per latency run, 1 ms apart")
-	fwds := flag.String("forwarders", "veth,wintun,wintun-batch,wintun-mq,wireguard-go,water,wg/wireguard-go,wg/wintun", "forwarders to measure, comma-separated")
+	fwds := flag.String("forwarders", "veth,direct,wintun,wintun-batch,wintun-mq,wintun+uring,wintun-batch+uring,wireguard-go,water,wg/wireguard-go,wg/wintun", "forwarders to measure, comma-separated")
 	wls := flag.String("workloads", "tcp1,tcp4,udp1400,udp64,ping", "workloads, comma-separated")
 	out := flag.String("json", "bench-results.json", "write all samples and medians to this file")
 	flag.Parse()
@@ -222,7 +222,14 @@ func measure(res *results, fwd string, workloads []workload, secs, pings int) er
 		}
 		defer run("ip", "-n", nsA, "link", "del", dev)
 	} else {
-		fproc := exec.Command(self, "forward", fwd, dev+"a", dev+"b", "/run/netns/"+nsA, "/run/netns/"+nsB)
+		// A "+uring" suffix runs the same forwarder with the io_uring engine; without
+		// it, this library's forwarders use the poll engine.
+		impl, uring := strings.CutSuffix(fwd, "+uring")
+		fproc := exec.Command(self, "forward", impl, dev+"a", dev+"b", "/run/netns/"+nsA, "/run/netns/"+nsB)
+		fproc.Env = append(os.Environ(), "WINTUN_ENGINE=poll")
+		if uring {
+			fproc.Env = append(os.Environ(), "WINTUN_ENGINE=uring")
+		}
 		fproc.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
 		if err := start(fproc); err != nil {
 			return err
