@@ -1,6 +1,8 @@
 // Command bench measures packet forwarders between two tun devices side by side:
-// this library's session API (and later its batch API), wireguard-go's tun package,
-// songgao/water, and a veth pair as the kernel-only reference.
+// this library's session API and batch API (with each kernel I/O engine),
+// wireguard-go's tun package, songgao/water, a minimal forwarder without any library
+// (the ceiling of a forwarder that copies through user space), and a veth pair as the
+// kernel-only reference.
 //
 // Topology: two fresh network namespaces, one device in each (10.250.0.1/24 and
 // 10.250.0.2/24); the forwarder runs as its own process and copies every packet read
