@@ -128,8 +128,31 @@ func TestSessionMemory(t *testing.T) {
 // TestCoalescedUDPWrite commits a bundle of datagrams of one flow at once: the writer
 // sends them as one UDP super-packet, and the kernel's socket still gets each of them.
 func TestCoalescedUDPWrite(t *testing.T) {
+	st := udpBundle(t)
+	if st.SentSuperPackets == 0 && os.Getenv("WINTUN_OFFLOAD") != "0" && os.Getenv("WINTUN_COALESCE_UDP") != "0" {
+		t.Errorf("the datagrams were not coalesced: %+v", st)
+	}
+}
+
+// TestWithCoalescing checks that the option overrides the environment both ways (CI
+// runs the suite with coalescing on and, with WINTUN_OFFLOAD=0, off).
+func TestWithCoalescing(t *testing.T) {
+	if st := udpBundle(t, wintun.WithCoalescing(false, false)); st.SentSuperPackets != 0 {
+		t.Errorf("WithCoalescing(false, false): %d super-packets written", st.SentSuperPackets)
+	}
+	st := udpBundle(t, wintun.WithCoalescing(true, true))
+	if st.SentSuperPackets == 0 && os.Getenv("WINTUN_OFFLOAD") != "0" {
+		t.Errorf("WithCoalescing(true, true): the datagrams were not coalesced: %+v", st)
+	}
+}
+
+// udpBundle commits five datagrams of one flow in one bundle to a new session started
+// with opts, checks that the kernel's socket gets each of them intact, and returns the
+// adapter's counters.
+func udpBundle(t *testing.T, opts ...wintun.SessionOption) wintun.Stats {
+	t.Helper()
 	ns := netns.ForTest(t)
-	a, s := nsAdapter(t, ns, "wtuso", wintun.RingCapacityMin, "10.231.0.1/24")
+	a, s := nsAdapterWith(t, ns, "wtuso", wintun.RingCapacityMin, opts, "10.231.0.1/24")
 	var c *net.UDPConn
 	if err := ns.Do(func() (err error) {
 		c, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(10, 231, 0, 1), Port: 7100})
@@ -181,7 +204,5 @@ func TestCoalescedUDPWrite(t *testing.T) {
 	for deadline := time.Now().Add(time.Second); a.Stats().SentPackets < uint64(len(dgrams)) && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 	}
-	if a.Stats().SentSuperPackets == 0 && os.Getenv("WINTUN_OFFLOAD") != "0" && os.Getenv("WINTUN_COALESCE_UDP") != "0" {
-		t.Errorf("the datagrams were not coalesced: %+v", a.Stats())
-	}
+	return a.Stats()
 }

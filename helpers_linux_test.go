@@ -23,6 +23,12 @@ import (
 // and starts a session on it; both end with the test.
 func nsAdapter(t *testing.T, ns *netns.NS, name string, capacity uint32, addrs ...string) (*wintun.Adapter, *wintun.Session) {
 	t.Helper()
+	return nsAdapterWith(t, ns, name, capacity, nil, addrs...)
+}
+
+// nsAdapterWith is nsAdapter with session options.
+func nsAdapterWith(t *testing.T, ns *netns.NS, name string, capacity uint32, opts []wintun.SessionOption, addrs ...string) (*wintun.Adapter, *wintun.Session) {
+	t.Helper()
 	var a *wintun.Adapter
 	var s *wintun.Session
 	err := ns.Do(func() error {
@@ -35,7 +41,7 @@ func nsAdapter(t *testing.T, ns *netns.NS, name string, capacity uint32, addrs .
 				return err
 			}
 		}
-		s, err = a.StartSession(capacity)
+		s, err = a.StartSession(capacity, opts...)
 		return err
 	})
 	if err != nil {

@@ -26,17 +26,22 @@ const gsoMaxSize = 65000
 // (WINTUN_OFFLOAD=0), for kernels whose offloads are broken.
 func offloadsDisabled() bool { return os.Getenv("WINTUN_OFFLOAD") == "0" }
 
-// coalesceTCP reports whether plain sessions coalesce consecutive TCP segments into
-// super-packets before writing them (like the kernel's GRO), which saves a system call
-// per segment. WINTUN_COALESCE_TCP=0 or WINTUN_OFFLOAD=0 switches it off, for kernels
-// that mishandle such writes; a kernel that refuses one (EINVAL) switches it off for
-// the session by itself.
-func coalesceTCP() bool { return !offloadsDisabled() && os.Getenv("WINTUN_COALESCE_TCP") != "0" }
-
-// coalesceUDP is coalesceTCP for UDP datagrams (USO, Linux 6.2 and later), with its
-// own switch, WINTUN_COALESCE_UDP=0: UDP super-packets broke VXLAN and Geneve on
-// kernels before 6.8.5.
-func coalesceUDP() bool { return !offloadsDisabled() && os.Getenv("WINTUN_COALESCE_UDP") != "0" }
+// coalesce reports whether a plain session coalesces TCP segments and UDP datagrams
+// into super-packets before writing them (like the kernel's GRO), which saves a system
+// call per packet: WithCoalescing decides, or else the environment.
+func coalesce(cfg *sessionConfig) (tcp, udp bool) {
+	if offloadsDisabled() {
+		return false, false
+	}
+	tcp, udp = os.Getenv("WINTUN_COALESCE_TCP") != "0", os.Getenv("WINTUN_COALESCE_UDP") != "0"
+	if cfg.coalesceTCP != nil {
+		tcp = *cfg.coalesceTCP
+	}
+	if cfg.coalesceUDP != nil {
+		udp = *cfg.coalesceUDP
+	}
+	return tcp, udp
+}
 
 // setOffload sets the device-wide offload mask from the queue fd: the kernel keeps the
 // mask of earlier sessions, so a session never assumes it. TCP segmentation and (from

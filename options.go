@@ -35,6 +35,8 @@ type sessionConfig struct {
 	capture Capture
 	gso     bool
 	uring   *bool // nil: WINTUN_ENGINE decides
+	// nil: on unless WINTUN_COALESCE_TCP=0, WINTUN_COALESCE_UDP=0 or WINTUN_OFFLOAD=0
+	coalesceTCP, coalesceUDP *bool
 }
 
 // Direction says which way a packet crossed a session.
@@ -93,3 +95,17 @@ func WithGSO() SessionOption { return func(s *sessionConfig) { s.gso = true } }
 // application sooner; the poll engine moves TCP faster. Ignored on Windows, whose
 // driver shares the rings with the application itself.
 func WithIOUring(on bool) SessionOption { return func(s *sessionConfig) { s.uring = &on } }
+
+// WithCoalescing sets whether a Linux session coalesces runs of consecutive TCP
+// segments, and of UDP datagrams, of one flow committed to its send ring into one
+// super-packet per write, as the kernel's GRO would (Stats.SentSuperPackets). Both are
+// on by default; without this option the environment can switch them off
+// (WINTUN_COALESCE_TCP=0, WINTUN_COALESCE_UDP=0, or WINTUN_OFFLOAD=0 for every
+// offload), for kernels known to mishandle such writes (UDP super-packets broke VXLAN
+// and Geneve before Linux 6.8.5). A kernel that refuses a coalesced write (EINVAL)
+// switches that protocol off for the session by itself, and the packets of the refused
+// write go out one by one. No effect with WithGSO (the application's super-packets pass
+// as they are), with offloads off, or on Windows.
+func WithCoalescing(tcp, udp bool) SessionOption {
+	return func(s *sessionConfig) { s.coalesceTCP, s.coalesceUDP = &tcp, &udp }
+}

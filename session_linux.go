@@ -26,6 +26,8 @@ type Session struct {
 	capture Capture      // nil unless WithCapture
 	gso     bool         // packets carry a virtio_net_hdr (WithGSO)
 	uso     bool         // the kernel takes UDP super-packets
+	tcpGRO  bool         // coalesce TCP segments before writing (WithCoalescing)
+	udpGRO  bool         // coalesce UDP datagrams before writing
 	ur      *uringReader // io_uring engine, or nil for the poll engine
 	uw      *uringWriter
 	file    *os.File
@@ -121,6 +123,7 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 			logWarn("wintun: io_uring not available; using the poll engine", "adapter", a.name, "err", err)
 		}
 	}
+	tcpGRO, udpGRO := coalesce(&cfg)
 	carrierUsers.Lock()
 	carrierUsers.n[a.guid]++
 	carrierUsers.Unlock()
@@ -130,6 +133,8 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 		adapter:    a,
 		gso:        cfg.gso,
 		uso:        uso,
+		tcpGRO:     tcpGRO && !cfg.gso,
+		udpGRO:     udpGRO && uso && !cfg.gso,
 		capture:    cfg.capture,
 		file:       file,
 		conn:       conn,
@@ -603,7 +608,7 @@ func (w *writer) write(fd int, pkts [][]byte) (int, error) {
 func (s *Session) sendLoop() {
 	defer close(s.writerDone)
 	r := s.txr
-	w := writer{s: s, r: r, st: &s.adapter.stats, tcp: !s.gso && coalesceTCP(), udp: !s.gso && s.uso && coalesceUDP(), uw: s.uw}
+	w := writer{s: s, r: r, st: &s.adapter.stats, tcp: s.tcpGRO, udp: s.udpGRO, uw: s.uw}
 	if s.uw != nil {
 		defer s.uw.ring.Close()
 	}

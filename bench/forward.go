@@ -21,13 +21,15 @@ import (
 // prints its counters as JSON.
 
 type counters struct {
-	Packets atomic.Uint64 // packets written to a device
-	Drops   atomic.Uint64 // packets it had no room for
+	Packets   atomic.Uint64 // packets written to a device
+	Drops     atomic.Uint64 // packets it had no room for
+	RingDrops atomic.Uint64 // this library: packets dropped because a receive ring was full
 }
 
 type forwardResult struct {
-	Packets uint64 `json:"packets"`
-	Drops   uint64 `json:"drops"`
+	Packets   uint64 `json:"packets"`
+	Drops     uint64 `json:"drops"`
+	RingDrops uint64 `json:"ring_drops,omitempty"`
 }
 
 // pump copies packets one way until stop is closed or the source fails.
@@ -36,6 +38,7 @@ type pump func(stop <-chan struct{}, c *counters)
 func forwardMain(impl, nameA, nameB, nsA, nsB string) error {
 	var pumps []pump
 	var closers []func()
+	var c counters
 	switch impl {
 	case "wintun", "wintun-batch", "wintun-mq":
 		// wintun: the Wintun calls, one packet at a time. wintun-batch: the batch
@@ -57,6 +60,7 @@ func forwardMain(impl, nameA, nameB, nsA, nsB string) error {
 			return err
 		}
 		closers = append(closers, func() {
+			c.RingDrops.Store(a.Stats().ReceiveDropsRingFull + b.Stats().ReceiveDropsRingFull)
 			for i := range sa {
 				sa[i].End()
 				sb[i].End()
@@ -102,7 +106,6 @@ func forwardMain(impl, nameA, nameB, nsA, nsB string) error {
 	default:
 		return fmt.Errorf("unknown forwarder %q", impl)
 	}
-	var c counters
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for _, p := range pumps {
@@ -118,7 +121,7 @@ func forwardMain(impl, nameA, nameB, nsA, nsB string) error {
 		f()
 	}
 	wg.Wait()
-	return json.NewEncoder(os.Stdout).Encode(forwardResult{c.Packets.Load(), c.Drops.Load()})
+	return json.NewEncoder(os.Stdout).Encode(forwardResult{c.Packets.Load(), c.Drops.Load(), c.RingDrops.Load()})
 }
 
 // moveTo moves the interface name into the namespace mounted at nsPath.
