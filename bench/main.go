@@ -422,7 +422,7 @@ func printTable(res *results, workloads []workload, forwarders []string) {
 		}
 		return fmt.Sprintf("%.2fx", v/ref)
 	}
-	fmt.Printf("%-8s %-13s %9s %10s %12s %10s %10s\n", "workload", "forwarder", "Gbit/s", "kpps", "CPU ns/pkt", "Gbit/s/wg", "CPU/wg")
+	fmt.Printf("%-8s %-18s %9s %10s %12s %10s %10s\n", "workload", "forwarder", "Gbit/s", "kpps", "CPU ns/pkt", "Gbit/s/wg", "CPU/wg")
 	for _, w := range workloads {
 		if w.Args == nil {
 			continue
@@ -437,7 +437,7 @@ func printTable(res *results, workloads []workload, forwarders []string) {
 			if m.CPUPerPkt > 0 {
 				cpu = fmt.Sprintf("%.0f", m.CPUPerPkt)
 			}
-			fmt.Printf("%-8s %-13s %9.2f %10.1f %12s %10s %10s\n", w.Name, f, m.Gbps, m.PPS/1e3, cpu,
+			fmt.Printf("%-8s %-18s %9.2f %10.1f %12s %10s %10s\n", w.Name, f, m.Gbps, m.PPS/1e3, cpu,
 				ratio(m.Gbps, wg.Gbps), ratio(m.CPUPerPkt, wg.CPUPerPkt))
 		}
 	}
@@ -445,20 +445,20 @@ func printTable(res *results, workloads []workload, forwarders []string) {
 		if w.Args != nil {
 			continue
 		}
-		fmt.Printf("\n%-8s %-13s %12s %12s %6s %12s\n", "ping", "forwarder", "median us", "p99 us", "lost", "median/wg")
+		fmt.Printf("\n%-8s %-18s %12s %12s %6s %12s\n", "ping", "forwarder", "median us", "p99 us", "lost", "median/wg")
 		wg := res.Medians[w.Name]["wireguard-go"]
 		for _, f := range forwarders {
 			if m, ok := res.Medians[w.Name][f]; ok {
-				fmt.Printf("%-8s %-13s %12.1f %12.1f %6d %12s\n", "", f, m.RTTMedian, m.RTTP99, m.Lost, ratio(m.RTTMedian, wg.RTTMedian))
+				fmt.Printf("%-8s %-18s %12.1f %12.1f %6d %12s\n", "", f, m.RTTMedian, m.RTTP99, m.Lost, ratio(m.RTTMedian, wg.RTTMedian))
 			}
 		}
 	}
-	fmt.Printf("\n%-13s %14s\n", "forwarder", "peak RSS MiB")
+	fmt.Printf("\n%-18s %14s\n", "forwarder", "peak RSS MiB")
 	for _, f := range forwarders {
 		if v := res.PeakRSSKiB[f]; len(v) > 0 {
 			s := slices.Clone(v)
 			slices.Sort(s)
-			fmt.Printf("%-13s %14.1f\n", f, float64(s[len(s)/2])/1024)
+			fmt.Printf("%-18s %14.1f\n", f, float64(s[len(s)/2])/1024)
 		}
 	}
 }
