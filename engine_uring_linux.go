@@ -113,10 +113,12 @@ var uringYielded atomic.Int32
 func (s *Session) receiveUring(rc *receiver) error {
 	u := s.ur
 	// The kernel completes a multishot read with task work in the thread that
-	// submitted it. This goroutine keeps its thread and sleeps in io_uring_enter, so a
-	// packet wakes that one thread, which runs the task work and goes on at once. (A
-	// goroutine not locked to its thread would also lose its read, canceled, whenever
-	// the thread that submitted it exits.)
+	// submitted it. This goroutine sleeps in io_uring_enter, so a packet usually wakes
+	// that one thread, which runs the task work and goes on at once. After it lends its
+	// thread to the application (below) it may continue on another thread, and then a
+	// packet wakes two; moving the read along each time (cancel and submit again from
+	// the new thread) was measured and did not pay. A read whose thread exits is
+	// canceled by the kernel: that ends it, and it is armed again.
 	if err := u.arm(); err != nil {
 		logWarn("wintun: io_uring read", "adapter", s.adapter.name, "err", err)
 		return ErrAdapterGone
