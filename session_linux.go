@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 	"go.wintun.dev/wintun/internal/offload"
 	"golang.org/x/sys/unix"
 )
@@ -52,8 +53,9 @@ type Session struct {
 // publishes them to the application.
 const receiveBundle = 32
 
-// carrierUsers counts this process's sessions per adapter: the carrier is on while
-// there is at least one.
+// carrierUsers counts this process's sessions per adapter, and its lock orders the
+// sessions that end together: the carrier is on while the adapter has a session, in
+// any process (see releaseCarrier).
 var carrierUsers = struct {
 	sync.Mutex
 	n map[GUID]int
@@ -191,15 +193,7 @@ func (s *Session) shutdown(cause error) {
 		s.cause = cause
 		s.ended.Store(true)
 		close(s.done)
-		carrierUsers.Lock()
-		carrierUsers.n[s.adapter.guid]--
-		if carrierUsers.n[s.adapter.guid] <= 0 {
-			delete(carrierUsers.n, s.adapter.guid)
-			s.conn.Control(func(fd uintptr) {
-				unix.IoctlSetPointerInt(int(fd), unix.TUNSETCARRIER, 0)
-			})
-		}
-		carrierUsers.Unlock()
+		s.releaseCarrier()
 		s.file.Close() // wakes the reader blocked in the poller
 		if s.ur != nil {
 			s.ur.stop() // the same for the io_uring engine's reader
@@ -211,6 +205,65 @@ func (s *Session) shutdown(cause error) {
 			logWarn("wintun: session ended", "adapter", s.adapter.name, "cause", cause)
 		}
 	})
+}
+
+// releaseCarrier switches the carrier off when this session's queue is the last one
+// attached to the device, whichever process the others belong to, and detaches the
+// queue (at once: closing the file may wait for the reader), so that the next session
+// to end counts right. Where the device's queues cannot be counted (an owner without
+// CAP_NET_ADMIN may not look into the device's namespace) only this process's
+// sessions count.
+func (s *Session) releaseCarrier() {
+	carrierUsers.Lock()
+	defer carrierUsers.Unlock()
+	carrierUsers.n[s.adapter.guid]--
+	mine := carrierUsers.n[s.adapter.guid]
+	if mine <= 0 {
+		delete(carrierUsers.n, s.adapter.guid)
+	}
+	s.conn.Control(func(fd uintptr) {
+		others, err := otherQueues(int(fd), s.adapter.name)
+		if err != nil {
+			others = mine
+		}
+		if others == 0 {
+			unix.IoctlSetPointerInt(int(fd), unix.TUNSETCARRIER, 0)
+			// A session of another process may have started in between and
+			// switched the carrier on before this switched it off: look again.
+			if others, err := otherQueues(int(fd), s.adapter.name); err == nil && others > 0 {
+				unix.IoctlSetPointerInt(int(fd), unix.TUNSETCARRIER, 1)
+			}
+		}
+		if ifr, err := unix.NewIfreq(s.adapter.name); err == nil {
+			ifr.SetUint16(unix.IFF_DETACH_QUEUE)
+			unix.IoctlIfreq(int(fd), unix.TUNSETQUEUE, ifr)
+		}
+	})
+}
+
+// otherQueues counts the queues attached to the device of the attached queue fd,
+// besides fd's own, through netlink in the device's network namespace (which need
+// not be the caller's).
+func otherQueues(fd int, name string) (int, error) {
+	nsfd, err := unix.IoctlRetInt(fd, unix.TUNGETDEVNETNS)
+	if err != nil {
+		return 0, err
+	}
+	defer unix.Close(nsfd)
+	h, err := netlink.NewHandleAt(netns.NsHandle(nsfd), unix.NETLINK_ROUTE)
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	l, err := h.LinkByName(name)
+	if err != nil {
+		return 0, err
+	}
+	t, ok := l.(*netlink.Tuntap)
+	if !ok || t.Queues < 1 {
+		return 0, fmt.Errorf("wintun: %q: no attached queue", name)
+	}
+	return t.Queues - 1, nil
 }
 
 func (s *Session) err() error {

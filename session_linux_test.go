@@ -470,6 +470,34 @@ func TestCarrierFollowsSessions(t *testing.T) {
 	if carrier() {
 		t.Error("carrier on after the last session ended")
 	}
+
+	// Another process's session: a queue attached to the device without this
+	// library, as a second process would attach it. This process's last session
+	// ending (End called from outside the adapter's namespace) leaves the carrier on.
+	var s3 *wintun.Session
+	var other int
+	if err := ns.Do(func() (err error) {
+		if s3, err = a.StartSession(wintun.RingCapacityMin); err != nil {
+			return err
+		}
+		other, err = unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		ifr, err := unix.NewIfreq("wtcar")
+		if err != nil {
+			return err
+		}
+		ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_MULTI_QUEUE | unix.IFF_VNET_HDR)
+		return unix.IoctlIfreq(other, unix.TUNSETIFF, ifr)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(other)
+	s3.End()
+	if !carrier() {
+		t.Error("carrier off while another process's queue is attached")
+	}
 }
 
 func TestOpenAdapterSecondHandle(t *testing.T) {
