@@ -92,8 +92,9 @@ func WithGSO() SessionOption { return func(s *sessionConfig) { s.gso = true } }
 // is the default. Where io_uring is not allowed (a seccomp profile, the
 // io_uring_disabled sysctl, a kernel before 6.7) a session that asked for it uses the
 // poll engine and logs why. io_uring costs less CPU per small packet and wakes the
-// application sooner, but keeps one OS thread per session waiting in the kernel; the
-// poll engine moves TCP faster and keeps no thread. Ignored on Windows, whose
+// application sooner, but keeps one OS thread per session waiting in the kernel, and
+// with it one of Go's processors until the runtime takes it back (other goroutines of
+// a busy program may wait); the poll engine moves TCP faster and keeps neither. Ignored on Windows, whose
 // driver shares the rings with the application itself.
 func WithIOUring(on bool) SessionOption { return func(s *sessionConfig) { s.uring = &on } }
 
