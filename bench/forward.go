@@ -72,32 +72,20 @@ func forwardMain(impl, nameA, nameB, nsA, nsB string) error {
 			pumps = append(pumps, pumpOf(sa[i], sb[i]), pumpOf(sb[i], sa[i]))
 		}
 	case "wireguard-go":
-		a, err := wireguardSide(nameA, nsA)
-		if err != nil {
-			return err
-		}
-		b, err := wireguardSide(nameB, nsB)
+		a, b, err := both(wireguardSide, nameA, nsA, nameB, nsB)
 		if err != nil {
 			return err
 		}
 		closers = append(closers, func() { a.Close(); b.Close() })
 		pumps = []pump{wireguardPump(a, b), wireguardPump(b, a)}
 	case "direct":
-		a, err := directSide(nameA, nsA)
-		if err != nil {
-			return err
-		}
-		b, err := directSide(nameB, nsB)
+		a, b, err := both(directSide, nameA, nsA, nameB, nsB)
 		if err != nil {
 			return err
 		}
 		pumps = []pump{directPump(a, b), directPump(b, a)}
 	case "water":
-		a, err := waterSide(nameA, nsA)
-		if err != nil {
-			return err
-		}
-		b, err := waterSide(nameB, nsB)
+		a, b, err := both(waterSide, nameA, nsA, nameB, nsB)
 		if err != nil {
 			return err
 		}
@@ -122,6 +110,14 @@ func forwardMain(impl, nameA, nameB, nsA, nsB string) error {
 	}
 	wg.Wait()
 	return json.NewEncoder(os.Stdout).Encode(forwardResult{c.Packets.Load(), c.Drops.Load(), c.RingDrops.Load()})
+}
+
+// both opens the two devices of a forwarder with open.
+func both[T any](open func(name, ns string) (T, error), nameA, nsA, nameB, nsB string) (a, b T, err error) {
+	if a, err = open(nameA, nsA); err == nil {
+		b, err = open(nameB, nsB)
+	}
+	return a, b, err
 }
 
 // moveTo moves the interface name into the namespace mounted at nsPath.
