@@ -58,7 +58,7 @@ func gsoPair(t *testing.T, supers *atomic.Int64) (nsA, nsB *netns.NS, a, b *wint
 func TestGSOForwarder(t *testing.T) {
 	var supers atomic.Int64
 	nsA, nsB, _, _ := gsoPair(t, &supers)
-	transferTCP(t, nsA, nsB, "10.210.0.2:5003", 64<<20)
+	netns.TransferTCP(t, nsA, nsB, "10.210.0.2:5003", 64<<20)
 	if supers.Load() == 0 && os.Getenv("WINTUN_OFFLOAD") != "0" {
 		t.Error("no super-packet (gso_type != 0) crossed the forwarder: offloads are not in use")
 	}

@@ -243,7 +243,7 @@ func TestNoLossTCPWithStalls(t *testing.T) {
 			g.paused.Store(false)
 		}
 	}()
-	transferTCP(t, g.nsA, g.nsB, "10.226.0.2:7101", 16<<20)
+	netns.TransferTCP(t, g.nsA, g.nsB, "10.226.0.2:7101", 16<<20)
 	close(stop)
 	<-done
 	t.Logf("16 MiB intact through a stalling forwarder; stats A %+v", g.a.Stats())

@@ -2,14 +2,11 @@ package wintun_test
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"os"
@@ -98,7 +95,7 @@ func forwarderPair(t *testing.T, capacity uint32) (nsA, nsB *netns.NS, a, b *win
 
 func TestForwarderTCP(t *testing.T) {
 	nsA, nsB, a, b := forwarderPair(t, 0x400000)
-	transferTCP(t, nsA, nsB, "10.201.0.2:5001", 64<<20)
+	netns.TransferTCP(t, nsA, nsB, "10.201.0.2:5001", 64<<20)
 	if a.Stats().ReceivedSuperPackets == 0 && os.Getenv("WINTUN_OFFLOAD") != "0" {
 		t.Error("the kernel handed over no super-packet: offloads are not in use")
 	}
@@ -112,72 +109,6 @@ func TestForwarderTCP(t *testing.T) {
 			t.Errorf("%s: drops or errors in a TCP transfer: %+v", ad.Name(), st)
 		}
 	}
-}
-
-// transferTCP sends total bytes of pseudo-random data from a client in nsA to a server
-// listening on addr in nsB and checks that they arrive complete and intact.
-func transferTCP(t *testing.T, nsA, nsB *netns.NS, addr string, total int) {
-	t.Helper()
-	// The receiver's buffer, hence TCP's window, is held to 1 MiB, so that all the
-	// data in flight fits a forwarder's 4 MiB rings: a full ring there means a bug,
-	// not a fast sender meeting a forwarder slowed by the race detector. (The small
-	// rings of TestNoLossTCPWithStalls still overflow while it stalls, as meant.)
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<19)
-		}); err != nil {
-			return err
-		}
-		return serr
-	}}
-	var ln net.Listener
-	if err := nsB.Do(func() (err error) { ln, err = lc.Listen(context.Background(), "tcp", addr); return }); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	type result struct {
-		n   int64
-		sum []byte
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(60 * time.Second))
-		h := sha256.New()
-		n, err := io.Copy(h, c)
-		got <- result{n, h.Sum(nil), err}
-	}()
-	var c net.Conn
-	if err := nsA.Do(func() (err error) { c, err = net.DialTimeout("tcp", addr, 5*time.Second); return }); err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(time.Now().Add(60 * time.Second))
-	h := sha256.New()
-	rnd := rand.New(rand.NewPCG(1, 2))
-	buf := make([]byte, 1<<16)
-	start := time.Now()
-	for sent := 0; sent < total; sent += len(buf) {
-		for i := 0; i < len(buf); i += 8 {
-			binary.LittleEndian.PutUint64(buf[i:], rnd.Uint64())
-		}
-		h.Write(buf)
-		if _, err := c.Write(buf); err != nil {
-			t.Fatalf("write after %d bytes: %v", sent, err)
-		}
-	}
-	c.Close()
-	r := <-got
-	if r.err != nil || r.n != int64(total) || !bytes.Equal(r.sum, h.Sum(nil)) {
-		t.Fatalf("server got %d bytes (want %d), checksum match %v, err %v", r.n, total, bytes.Equal(r.sum, h.Sum(nil)), r.err)
-	}
-	t.Logf("%d MiB in %v", total>>20, time.Since(start).Round(time.Millisecond))
 }
 
 func TestForwarderUDPNoLoss(t *testing.T) {

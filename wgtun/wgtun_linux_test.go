@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"crypto/ecdh"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	mrand "math/rand/v2"
 	"net"
 	"net/netip"
@@ -238,67 +236,6 @@ func ping(ns *netns.NS, src, dst netip.Addr, timeout time.Duration) error {
 	return fmt.Errorf("ping %v from %v: no reply within %v", dst, src, timeout)
 }
 
-// transfer sends size bytes of pseudo-random data over TCP from client (inside
-// nsClient) to server (listening inside nsServer) and checks their SHA-256.
-func transfer(t *testing.T, nsServer, nsClient *netns.NS, server netip.Addr, size int64) {
-	t.Helper()
-	var ln net.Listener
-	if err := nsServer.Do(func() (err error) {
-		ln, err = net.Listen("tcp", netip.AddrPortFrom(server, 0).String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	deadline := time.Now().Add(60 * time.Second)
-
-	type result struct {
-		n   int64
-		sum []byte
-		err error
-	}
-	got := make(chan result, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		defer c.Close()
-		c.SetDeadline(deadline)
-		h := sha256.New()
-		n, err := io.Copy(h, c)
-		got <- result{n, h.Sum(nil), err}
-	}()
-
-	var c net.Conn
-	if err := nsClient.Do(func() (err error) {
-		c, err = (&net.Dialer{Timeout: 20 * time.Second}).Dial("tcp", ln.Addr().String())
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	c.SetDeadline(deadline)
-	h := sha256.New()
-	src := io.TeeReader(io.LimitReader(mrand.NewChaCha8([32]byte{byte(size)}), size), h)
-	start := time.Now()
-	_, werr := io.Copy(c, src)
-	c.Close()
-	r := <-got
-	elapsed := time.Since(start)
-	if werr != nil {
-		t.Fatalf("send: %v", werr)
-	}
-	if r.err != nil {
-		t.Fatalf("receive: %v", r.err)
-	}
-	if r.n != size || !bytes.Equal(r.sum, h.Sum(nil)) {
-		t.Fatalf("received %d bytes with SHA-256 %x; sent %d bytes with SHA-256 %x", r.n, r.sum, size, h.Sum(nil))
-	}
-	t.Logf("TCP to %v: %d MiB verified in %v (%.0f Mbit/s)", server, size>>20, elapsed.Round(time.Millisecond),
-		float64(size)*8/elapsed.Seconds()/1e6)
-}
-
 // TestWireGuardEndToEnd runs two wireguard-go devices on wintun adapters, in two
 // namespaces joined by a veth pair, and sends pings and TCP through the tunnel.
 func TestWireGuardEndToEnd(t *testing.T) {
@@ -325,8 +262,8 @@ func TestWireGuardEndToEnd(t *testing.T) {
 		t.Logf("ping %v -> %v: reply after %v", c.src, c.dst, time.Since(start).Round(time.Millisecond))
 	}
 
-	transfer(t, nsB, nsA, b.addr4, 64<<20)
-	transfer(t, nsA, nsB, a.addr6, 8<<20)
+	netns.TransferTCP(t, nsA, nsB, netip.AddrPortFrom(b.addr4, 0).String(), 64<<20)
+	netns.TransferTCP(t, nsB, nsA, netip.AddrPortFrom(a.addr6, 0).String(), 8<<20)
 
 	for _, p := range []*peer{a, b} {
 		st, ws := p.adapter.Stats(), p.tun.Stats()
