@@ -101,18 +101,13 @@ func (g *guardedSession) release(packet []byte) {
 	if g.ended.Load() {
 		return
 	}
-	ptr := unsafe.SliceData(packet)
-	g.heldMu.Lock()
-	_, ok := g.received[ptr]
-	delete(g.received, ptr)
-	g.heldMu.Unlock()
-	if !ok || ptr == nil {
+	if _, ok := takeHeld(g, g.received, packet); !ok {
 		logWarn("wintun: ReleaseReceivePacket: not a packet held from this session", "adapter", g.adapter)
 		return
 	}
 	// The DLL finds the record from the packet's first byte; a one-byte view works
 	// even for a packet that was handed out empty.
-	g.b.ReleaseReceivePacket(unsafe.Slice(ptr, 1))
+	g.b.ReleaseReceivePacket(unsafe.Slice(unsafe.SliceData(packet), 1))
 }
 
 func (g *guardedSession) allocate(size int) ([]byte, error) {
@@ -137,12 +132,8 @@ func (g *guardedSession) send(packet []byte) {
 	if g.ended.Load() {
 		return
 	}
-	ptr := unsafe.SliceData(packet)
-	g.heldMu.Lock()
-	full, ok := g.allocated[ptr]
-	delete(g.allocated, ptr)
-	g.heldMu.Unlock()
-	if !ok || ptr == nil {
+	full, ok := takeHeld(g, g.allocated, packet)
+	if !ok {
 		logWarn("wintun: SendPacket: not a packet allocated from this session", "adapter", g.adapter)
 		return
 	}
@@ -157,4 +148,19 @@ func (g *guardedSession) send(packet []byte) {
 		g.stats.txDiscardsInvalid.Add(1)
 	}
 	g.b.SendPacket(full)
+}
+
+// takeHeld removes packet, found by its first byte, from held (received or allocated)
+// and returns what was recorded for it; ok is false for a slice that is not a held
+// packet of this session.
+func takeHeld[V any](g *guardedSession, held map[*byte]V, packet []byte) (v V, ok bool) {
+	ptr := unsafe.SliceData(packet)
+	if ptr == nil {
+		return v, false
+	}
+	g.heldMu.Lock()
+	defer g.heldMu.Unlock()
+	v, ok = held[ptr]
+	delete(held, ptr)
+	return v, ok
 }
