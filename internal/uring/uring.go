@@ -10,6 +10,7 @@ package uring
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -238,6 +239,7 @@ func (r *Ring) Wait(timeout time.Duration) error {
 	}{sigmaskSz: 8, ts: uint64(uintptr(unsafe.Pointer(&ts)))}
 	_, _, errno := unix.Syscall6(unix.SYS_IO_URING_ENTER, uintptr(r.fd), 0, 1, enterGetEvents|enterExtArg,
 		uintptr(unsafe.Pointer(&arg)), unsafe.Sizeof(arg))
+	runtime.KeepAlive(&ts) // the kernel read it through a uintptr in arg
 	if errno != 0 {
 		return errno
 	}
