@@ -20,12 +20,16 @@ func WithMTU(mtu int) Option { return func(c *config) { c.mtu = mtu } }
 func WithPersist() Option { return func(c *config) { c.persist = true } }
 
 // WithOwner lets the user uid start sessions on the adapter without CAP_NET_ADMIN.
-// Without WithOwner or WithGroup, the creating user is the owner: the kernel would
-// otherwise let anyone who can open /dev/net/tun attach to the adapter.
+// With WithGroup as well, both must hold, not either: the kernel's tun driver lets a
+// process without CAP_NET_ADMIN attach only when its effective uid is the owner (if an
+// owner is set) and it is in the group (if a group is set). Without WithOwner or
+// WithGroup, the creating user is the owner: the kernel would otherwise let anyone who
+// can open /dev/net/tun attach to the adapter.
 func WithOwner(uid int) Option { return func(c *config) { c.owner = uid } }
 
-// WithGroup lets members of group gid start sessions on the adapter without
-// CAP_NET_ADMIN.
+// WithGroup lets members of group gid (as effective or supplementary group) start
+// sessions on the adapter without CAP_NET_ADMIN. With WithOwner as well, only the
+// owner may, and only while in the group: the kernel requires both, not either.
 func WithGroup(gid int) Option { return func(c *config) { c.group = gid } }
 
 // SessionOption configures StartSession.
