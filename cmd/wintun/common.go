@@ -112,7 +112,8 @@ func privilegeHint(cmd, name string, err error) error {
 			"`sudo wintun create %s --owner USER` and run `wintun %s %s ...` as USER", err, name, cmd, name)
 	case "create":
 		return fmt.Errorf("%w\nneeds CAP_NET_ADMIN: run as root (`sudo wintun create %s ...`); "+
-			"to let a user start sessions on it without root, create it with --owner USER or --group GROUP", err, name)
+			"to let a user start sessions on it without root, create it with --owner USER or with --group GROUP "+
+			"(with both, a user must be the owner and in the group)", err, name)
 	}
 	return fmt.Errorf("%w\nneeds CAP_NET_ADMIN: run as root (sudo wintun %s ...)", err, cmd)
 }

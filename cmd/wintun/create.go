@@ -19,9 +19,10 @@ const createUsage = `usage: wintun create NAME [--type T] [--guid G] [--address 
 Creates adapter NAME, brings it up and leaves it in place after this command exits: it is
 always persistent (--persist is implied, since a command that exits cannot hold an
 adapter open), until ` + "`wintun delete NAME`" + ` or ` + "`wintun uninstall`" + `. Programs
-then open it with wintun.OpenAdapter (or ` + "`wintun pipe NAME`" + `). With --owner or
---group, that user or group may start sessions on it without CAP_NET_ADMIN. Creating
-needs CAP_NET_ADMIN.
+then open it with wintun.OpenAdapter (or ` + "`wintun pipe NAME`" + `). With --owner USER,
+that user may start sessions on it without CAP_NET_ADMIN; with --group GROUP, the
+members of that group may; with both set, a user must be the owner and in the group
+(the kernel requires both, not either). Creating needs CAP_NET_ADMIN.
 
 `
 
@@ -34,8 +35,8 @@ func cmdCreate(out io.Writer, args []string) error {
 	fs.Var(&routes, "route", "route network `PREFIX` through the adapter; repeatable")
 	mtu := fs.Int("mtu", 0, "MTU, 68 to 65535 (default the kernel's, 1500)")
 	persist := fs.Bool("persist", true, "keep the adapter after this command exits (always: cannot be false)")
-	owner := fs.String("owner", "", "`USER` (name or uid) who may start sessions without CAP_NET_ADMIN")
-	group := fs.String("group", "", "`GROUP` (name or gid) whose members may start sessions without CAP_NET_ADMIN")
+	owner := fs.String("owner", "", "`USER` (name or uid) who may start sessions without CAP_NET_ADMIN (with --group: only while in GROUP)")
+	group := fs.String("group", "", "`GROUP` (name or gid) whose members may start sessions without CAP_NET_ADMIN (with --owner: only USER)")
 	pos, err := parseArgs(fs, args, 1)
 	if err != nil {
 		return err
@@ -122,14 +123,17 @@ func cmdCreate(out io.Writer, args []string) error {
 	return nil
 }
 
+// ownerText says who may start sessions without CAP_NET_ADMIN, as the kernel decides
+// it (tun_not_capable in drivers/net/tun.c): an owner and a group both apply.
 func ownerText(owner, group string) string {
 	switch {
 	case owner != "" && group != "":
-		return "user " + owner + " and group " + group
+		return "only user " + owner + ", and only while in group " + group +
+			" (with both set, a user must be the owner and in the group)"
 	case owner != "":
-		return "user " + owner
+		return "only user " + owner
 	}
-	return "group " + group
+	return "members of group " + group
 }
 
 // lookupID resolves a user (or group) given by name or by number.

@@ -243,3 +243,40 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version: %v\n%s", err, out)
 	}
 }
+
+// TestCreateOwnerAndGroup checks that create's help and output say what the kernel
+// does with both --owner and --group: a user needs both, not either (tun_not_capable
+// in drivers/net/tun.c; privilege_linux_test.go shows it with real users).
+func TestCreateOwnerAndGroup(t *testing.T) {
+	const both = "with both set, a user must be the owner and in the group"
+	var b bytes.Buffer
+	cmdCreate(&b, []string{"--help"})
+	if !strings.Contains(b.String(), both) {
+		t.Errorf("create --help does not say %q:\n%s", both, b.String())
+	}
+	ns := netns.ForTest(t)
+	out, err := run(t, ns, func(b *bytes.Buffer) error {
+		return cmdCreate(b, []string{"wt0", "--owner", "nobody", "--group", "100"})
+	})
+	if err != nil {
+		t.Fatalf("create: %v\n%s", err, out)
+	}
+	if !strings.Contains(out, "only user nobody, and only while in group 100") || !strings.Contains(out, both) {
+		t.Errorf("create --owner nobody --group 100 printed:\n%s", out)
+	}
+	out, _ = run(t, ns, func(b *bytes.Buffer) error { return cmdList(b, nil) })
+	if !strings.Contains(out, "owner uid 65534 and group gid 100 (a user needs both)") {
+		t.Errorf("list does not say both are needed:\n%s", out)
+	}
+	for _, c := range []struct{ flag, value, want string }{
+		{"--owner", "nobody", "only user nobody"},
+		{"--group", "100", "members of group 100"},
+	} {
+		out, err := run(t, ns, func(b *bytes.Buffer) error {
+			return cmdCreate(b, []string{"wt" + c.flag[2:], c.flag, c.value})
+		})
+		if err != nil || !strings.Contains(out, c.want) || strings.Contains(out, both) {
+			t.Errorf("create %s %s: %v\n%s", c.flag, c.value, err, out)
+		}
+	}
+}

@@ -185,11 +185,14 @@ func onOff(b bool, on, off string) string {
 func printAdapter(out io.Writer, a adapterInfo) {
 	fmt.Fprintf(out, "%s: index %d, LUID %s, GUID %s, type %q\n", a.Name, a.Index, a.LUID, a.GUID, a.Type)
 	owner := ""
-	if a.Owner != nil {
-		owner += fmt.Sprintf(", owner uid %d", *a.Owner)
-	}
-	if a.Group != nil {
-		owner += fmt.Sprintf(", group gid %d", *a.Group)
+	switch {
+	case a.Owner != nil && a.Group != nil:
+		// The kernel lets a user without CAP_NET_ADMIN attach only if both match.
+		owner = fmt.Sprintf(", owner uid %d and group gid %d (a user needs both)", *a.Owner, *a.Group)
+	case a.Owner != nil:
+		owner = fmt.Sprintf(", owner uid %d", *a.Owner)
+	case a.Group != nil:
+		owner = fmt.Sprintf(", group gid %d", *a.Group)
 	}
 	fmt.Fprintf(out, "  admin %s, oper state %s, carrier %s, %s%s\n", onOff(a.AdminUp, "up", "down"), a.OperState,
 		onOff(a.Carrier, "on", "off"), onOff(a.Persistent, "persistent", "lives while its creating process runs"), owner)
