@@ -96,6 +96,14 @@ func openQueue(name string, flags uint16, nonblock bool) (int, error) {
 // are recorded in the interface's alias, so that OpenAdapter, Uninstall and other
 // tools can recognize it. An existing interface of that name gives an error that
 // satisfies errors.Is(err, fs.ErrExist).
+//
+// No other user can attach to the device before its owner and group are set: it is
+// created in a private network namespace and moved into the caller's, which needs
+// CAP_SYS_ADMIN. A creator without it creates the device in place, and if another
+// process attached to it or changed its owner, group or persistence in the moment
+// before they were set, CreateAdapter deletes the device and returns an error that
+// satisfies errors.Is(err, syscall.EBUSY). In place, an intruder who attached and
+// left at once goes unnoticed, together with any setting it made on the device.
 func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option) (*Adapter, error) {
 	if err := checkName(name); err != nil {
 		return nil, err
@@ -129,41 +137,27 @@ func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option)
 		return nil, fmt.Errorf("wintun: adapter %q: %w", name, fs.ErrExist)
 	}
 
-	fd, err := openQueue(name, tunFlags|unix.IFF_TUN_EXCL, false)
+	fd, err := createDevice(name, &cfg)
 	if err != nil {
 		return nil, err
 	}
 	a := &Adapter{name: name, tunnelType: tunnelType, guid: guid, sessions: map[*Session]struct{}{}}
 	fail := func(what string, err error) (*Adapter, error) {
-		if cfg.persist {
-			unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 0)
+		if a.index != 0 {
+			// Deleting detaches every queue, an intruder's too.
+			netlink.LinkDel(a.link())
 		}
-		unix.Close(fd) // a non-persistent device goes away with its last fd
+		discardDevice(fd, &cfg)
 		return nil, fmt.Errorf("wintun: create adapter %q: %s: %w", name, what, err)
-	}
-	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETCARRIER, 0); err != nil {
-		return fail("carrier off", err)
-	}
-	if cfg.owner >= 0 {
-		if err := unix.IoctlSetInt(fd, unix.TUNSETOWNER, cfg.owner); err != nil {
-			return fail("set owner", err)
-		}
-	}
-	if cfg.group >= 0 {
-		if err := unix.IoctlSetInt(fd, unix.TUNSETGROUP, cfg.group); err != nil {
-			return fail("set group", err)
-		}
-	}
-	if cfg.persist {
-		if err := unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1); err != nil {
-			return fail("persist", err)
-		}
 	}
 	link, err := netlink.LinkByName(name)
 	if err != nil {
 		return fail("look up", err)
 	}
 	a.index = link.Attrs().Index
+	if err := checkSoleQueue(a.index, &cfg); err != nil {
+		return fail("check", err)
+	}
 	if err := netlink.LinkSetAlias(link, formatAlias(guid, tunnelType)); err != nil {
 		return fail("set alias", err)
 	}

@@ -1,0 +1,182 @@
+package wintun
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"runtime"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// A tun device has no owner and no group from TUNSETIFF until TUNSETOWNER or
+// TUNSETGROUP: in that window any user who can open /dev/net/tun may attach a queue
+// to it by name, and an attached user may then make itself the owner. The kernel
+// looks a device up by name in the caller's network namespace only, so CreateAdapter
+// creates the device in a network namespace of its own that nobody else can enter,
+// sets the owner, the group and persistence there, and only then moves the device
+// into the caller's namespace.
+//
+// Making a network namespace needs CAP_SYS_ADMIN, which a creator with CAP_NET_ADMIN
+// alone lacks. It then creates the device in place and checks afterwards that no
+// other queue is attached and that owner, group and persistence are still its own.
+
+// createInPrivateNamespace is off only in tests of the in-place creation.
+var createInPrivateNamespace atomic.Bool
+
+func init() { createInPrivateNamespace.Store(true) }
+
+// errTakenOver reports a device that another process attached to or reconfigured
+// while CreateAdapter created it in place.
+var errTakenOver = fmt.Errorf("another process attached to the device while it was created: %w", syscall.EBUSY)
+
+// createDevice creates the tun device name in the caller's network namespace and
+// returns its first queue, attached, with the carrier off and the owner, group and
+// persistence of cfg.
+func createDevice(name string, cfg *config) (int, error) {
+	if createInPrivateNamespace.Load() {
+		fd, err := createElsewhere(name, cfg)
+		if err == nil || !errors.Is(err, errNoNamespace) {
+			return fd, err
+		}
+		logInfo("wintun: no private network namespace for the creation; creating in place and checking for intruders", "name", name, "error", err)
+	}
+	fd, err := openQueue(name, tunFlags|unix.IFF_TUN_EXCL, false)
+	if err != nil {
+		return -1, err
+	}
+	if err := configureDevice(fd, name, cfg); err != nil {
+		discardDevice(fd, cfg)
+		return -1, err
+	}
+	return fd, nil
+}
+
+// errNoNamespace is the failure to make a network namespace.
+var errNoNamespace = errors.New("wintun: cannot make a private network namespace")
+
+// createElsewhere creates the device in a new network namespace and moves it into the
+// caller's.
+func createElsewhere(name string, cfg *config) (int, error) {
+	target, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return -1, fmt.Errorf("%w: %w", errNoNamespace, err)
+	}
+	defer unix.Close(target)
+	type result struct {
+		fd  int
+		err error
+	}
+	c := make(chan result, 1)
+	go func() {
+		// The thread is never unlocked: it leaves the runtime with this goroutine
+		// and takes the private namespace with it.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			c <- result{-1, fmt.Errorf("%w: %w", errNoNamespace, err)}
+			return
+		}
+		// The queue's fd keeps this namespace while it is open; the device is
+		// the only thing in it that anyone can reach, and it moves out.
+		fd, err := openQueue(name, tunFlags, false)
+		if err == nil {
+			if err = configureDevice(fd, name, cfg); err != nil {
+				discardDevice(fd, cfg)
+			}
+		}
+		if err != nil {
+			c <- result{-1, err}
+			return
+		}
+		link, err := netlink.LinkByName(name)
+		if err == nil {
+			err = netlink.LinkSetNsFd(link, target)
+		}
+		if err != nil {
+			discardDevice(fd, cfg)
+			if errors.Is(err, unix.EEXIST) {
+				err = fs.ErrExist
+			}
+			c <- result{-1, fmt.Errorf("wintun: create adapter %q: move it into the caller's network namespace: %w", name, err)}
+			return
+		}
+		c <- result{fd, nil}
+	}()
+	r := <-c
+	return r.fd, r.err
+}
+
+// configureDevice switches the carrier off and sets owner, group and persistence.
+func configureDevice(fd int, name string, cfg *config) error {
+	set := func(what string, req uint, v int) error {
+		if err := unix.IoctlSetInt(fd, req, v); err != nil {
+			return fmt.Errorf("wintun: create adapter %q: %s: %w", name, what, err)
+		}
+		return nil
+	}
+	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETCARRIER, 0); err != nil {
+		return fmt.Errorf("wintun: create adapter %q: carrier off: %w", name, err)
+	}
+	if cfg.owner >= 0 {
+		if err := set("set owner", unix.TUNSETOWNER, cfg.owner); err != nil {
+			return err
+		}
+	}
+	if cfg.group >= 0 {
+		if err := set("set group", unix.TUNSETGROUP, cfg.group); err != nil {
+			return err
+		}
+	}
+	if cfg.persist {
+		return set("persist", unix.TUNSETPERSIST, 1)
+	}
+	return nil
+}
+
+// discardDevice closes the creator's queue, which removes the device unless another
+// queue holds it (removeDevice then deletes it).
+func discardDevice(fd int, cfg *config) {
+	if cfg.persist {
+		unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 0)
+	}
+	unix.Close(fd)
+}
+
+// checkSoleQueue makes sure that nobody else holds the new device at index: exactly
+// one queue (the creator's, attached), then owner, group and persistence as set. The
+// two are read in that order, in two requests: an intruder must hold a queue to
+// change the owner, so one that changes it and leaves before the count shows in the
+// owner read after it. The kernel reports an unset group as 0, so a group set to
+// root's group by an intruder cannot be told from none (it only admits root's group).
+func checkSoleQueue(index int, cfg *config) error {
+	t, err := tuntapByIndex(index)
+	if err != nil {
+		return err
+	}
+	if t.Queues != 1 || t.DisabledQueues != 0 {
+		return fmt.Errorf("%d queues attached and %d detached, want only the creator's: %w", t.Queues, t.DisabledQueues, errTakenOver)
+	}
+	if t, err = tuntapByIndex(index); err != nil {
+		return err
+	}
+	owner, group := uint32(max(cfg.owner, 0)), uint32(max(cfg.group, 0))
+	if t.Owner != owner || t.Group != group || t.NonPersist == cfg.persist {
+		return fmt.Errorf("owner %d, group %d, persistent %v: %w", t.Owner, t.Group, !t.NonPersist, errTakenOver)
+	}
+	return nil
+}
+
+func tuntapByIndex(index int) (*netlink.Tuntap, error) {
+	l, err := netlink.LinkByIndex(index)
+	if err != nil {
+		return nil, err
+	}
+	t, ok := l.(*netlink.Tuntap)
+	if !ok {
+		return nil, fmt.Errorf("interface %d is a %s, not a tun device", index, l.Type())
+	}
+	return t, nil
+}

@@ -1,0 +1,202 @@
+package wintun_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.wintun.dev/wintun"
+	"go.wintun.dev/wintun/internal/netns"
+
+	"golang.org/x/sys/unix"
+)
+
+// attackerEnv makes the test binary, re-executed by TestCreateAdapterRace, run
+// TestAttackerChild: its value is "name:uid:gid".
+const attackerEnv = "WINTUN_TEST_ATTACKER_CHILD"
+
+// TestCreateAdapterRace creates and closes an adapter again and again while a process
+// of the user nobody, in the same network namespace, spins on TUNSETIFF for the same
+// name, as an attacker would to attach a queue of its own to a device whose owner is
+// not set yet. The attacker must never attach, and after every creation iproute2
+// must show the device with our one queue and our owner only.
+//
+// The second run forces the fallback for a creator that may not make a network
+// namespace of its own: the window then exists, so the attacker may attach, but
+// CreateAdapter must notice it and fail, and may never return an adapter that
+// another process holds a queue of.
+func TestCreateAdapterRace(t *testing.T) {
+	for _, private := range []bool{true, false} {
+		t.Run(fmt.Sprintf("private=%v", private), func(t *testing.T) {
+			defer wintun.SetCreateInPrivateNamespace(private)()
+			createAdapterRace(t, private)
+		})
+	}
+}
+
+func createAdapterRace(t *testing.T, private bool) {
+	ns := netns.ForTest(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name, cycles = "wtrace", 200
+	var attached, created, refused int
+	err = ns.Do(func() error {
+		cmd := exec.Command(exe, "-test.run=^TestAttackerChild$", "-test.count=1")
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s:%d:%d", attackerEnv, name, unprivUID, unprivGID))
+		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
+		cmd.Stderr = os.Stderr
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			return err
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			return err
+		}
+		if err := cmd.Start(); err != nil {
+			return err
+		}
+		defer cmd.Wait()
+		defer stdin.Close() // the child stops when its standard input closes
+		lines := make(chan string, 1024)
+		go func() {
+			sc := bufio.NewScanner(stdout)
+			for sc.Scan() {
+				lines <- sc.Text()
+			}
+			close(lines)
+		}()
+		select {
+		case l := <-lines:
+			if l != "attacker ready" {
+				return fmt.Errorf("attacker: %q", l)
+			}
+		case <-time.After(30 * time.Second):
+			return errors.New("attacker did not start")
+		}
+		for i := 0; i < cycles; i++ {
+			a, err := wintun.CreateAdapter(name, "Test", nil)
+			if err != nil {
+				if private || !errors.Is(err, syscall.EBUSY) {
+					return fmt.Errorf("cycle %d: CreateAdapter: %w", i, err)
+				}
+				refused++
+				continue
+			}
+			created++
+			verr := checkOnlyOurQueue(name)
+			a.Close()
+			if verr != nil {
+				return fmt.Errorf("cycle %d: %w", i, verr)
+			}
+		}
+		stdin.Close()
+		for l := range lines {
+			if l == "attached" {
+				attached++
+			} else {
+				t.Logf("attacker: %s", l)
+			}
+		}
+		return nil
+	})
+	t.Logf("%d cycles: %d adapters created, %d creations refused, the attacker attached %d times", cycles, created, refused, attached)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if private && attached > 0 {
+		t.Fatalf("the unprivileged attacker attached to a new adapter %d times in %d cycles", attached, cycles)
+	}
+	if !private && refused > attached {
+		t.Fatalf("%d creations refused, more than the %d times the attacker attached", refused, attached)
+	}
+}
+
+// checkOnlyOurQueue asks iproute2 how many queues the tun device name has and who
+// owns it: the creator's one detached control queue, and the creator (root).
+func checkOnlyOurQueue(name string) error {
+	out, err := exec.Command("ip", "-d", "-j", "link", "show", "dev", name).Output()
+	if err != nil {
+		return fmt.Errorf("ip link show %s: %w", name, err)
+	}
+	var links []struct {
+		LinkInfo struct {
+			Data struct {
+				NumQueues   *int   `json:"numqueues"`
+				NumDisabled *int   `json:"numdisabled"`
+				User        string `json:"user"`
+				Group       string `json:"group"`
+			} `json:"info_data"`
+		} `json:"linkinfo"`
+	}
+	if err := json.Unmarshal(out, &links); err != nil || len(links) != 1 {
+		return fmt.Errorf("ip link show %s: %v: %s", name, err, out)
+	}
+	d := links[0].LinkInfo.Data
+	if d.NumQueues == nil || d.NumDisabled == nil || *d.NumQueues+*d.NumDisabled != 1 || d.User != "root" || d.Group != "" {
+		return fmt.Errorf("adapter %s has queues or an owner that are not ours: %s", name, out)
+	}
+	return nil
+}
+
+// TestAttackerChild runs only in the child of TestCreateAdapterRace: as an
+// unprivileged user, it tries to attach a queue to the device by name until its
+// standard input closes, and prints "attached" each time it succeeds (then claims the
+// device as its own with TUNSETOWNER, as an attacker would).
+func TestAttackerChild(t *testing.T) {
+	v := os.Getenv(attackerEnv)
+	if v == "" {
+		t.Skip("run by TestCreateAdapterRace")
+	}
+	var name string
+	var uid, gid int
+	parts := strings.Split(v, ":")
+	if len(parts) != 3 {
+		t.Fatalf("%s=%q", attackerEnv, v)
+	}
+	name = parts[0]
+	if _, err := fmt.Sscanf(parts[1]+" "+parts[2], "%d %d", &uid, &gid); err != nil {
+		t.Fatal(err)
+	}
+	becomeUnprivileged(t, uid, gid, nil)
+	stop := make(chan struct{})
+	go func() {
+		io.Copy(io.Discard, os.Stdin)
+		close(stop)
+	}()
+	fmt.Println("attacker ready")
+	deadline := time.Now().Add(2 * time.Minute)
+	for time.Now().Before(deadline) {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 1000; i++ {
+			ifr, _ := unix.NewIfreq(name)
+			ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_MULTI_QUEUE | unix.IFF_VNET_HDR)
+			if unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr) == nil {
+				// Claim the device, and hold the queue a while to read traffic.
+				unix.IoctlSetInt(fd, unix.TUNSETOWNER, uid)
+				fmt.Println("attached")
+				time.Sleep(20 * time.Millisecond)
+				break
+			}
+		}
+		unix.Close(fd)
+	}
+}
