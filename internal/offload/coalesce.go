@@ -114,7 +114,7 @@ func CoalesceTCP(pkts [][]byte, hdr, dst []byte) int {
 		binary.BigEndian.PutUint16(dst[4:], uint16(n-40))
 	}
 	// A partial checksum holds the folded pseudo-header sum, not complemented.
-	binary.BigEndian.PutUint16(dst[ipLen+16:], ^Checksum(nil, pseudoHeaderSum(dst, ipLen, n-ipLen)))
+	binary.BigEndian.PutUint16(dst[ipLen+16:], ^Checksum(nil, pseudoHeaderSum(dst, protoTCP)+uint64(n-ipLen)))
 	hdr[0] = FlagNeedsCsum
 	hdr[1] = typ
 	binary.NativeEndian.PutUint16(hdr[2:], uint16(hl))
@@ -199,7 +199,7 @@ func CoalesceUDP(pkts [][]byte, hdr, dst []byte) int {
 		binary.BigEndian.PutUint16(dst[4:], uint16(n-40))
 	}
 	binary.BigEndian.PutUint16(dst[ipLen+4:], uint16(n-ipLen))
-	binary.BigEndian.PutUint16(dst[ipLen+6:], ^Checksum(nil, pseudoHeaderSum(dst, ipLen, n-ipLen)))
+	binary.BigEndian.PutUint16(dst[ipLen+6:], ^Checksum(nil, pseudoHeaderSum(dst, protoUDP)+uint64(n-ipLen)))
 	hdr[0] = FlagNeedsCsum
 	hdr[1] = GSOUDPL4
 	binary.NativeEndian.PutUint16(hdr[2:], uint16(hl))

@@ -54,7 +54,7 @@ func Segments(pkt []byte, h Header) (n, maxSize int, err error) {
 	if h.GSOType&^GSOECN == GSONone {
 		return 1, len(pkt), nil
 	}
-	hdrLen, _, err := headers(pkt, h)
+	hdrLen, _, _, err := headers(pkt, h)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -65,42 +65,48 @@ func Segments(pkt []byte, h Header) (n, maxSize int, err error) {
 }
 
 // headers validates a GSO packet and returns the length of its IP and L4 headers
-// together and the offset of the L4 header.
-func headers(pkt []byte, h Header) (hdrLen, l4 int, err error) {
+// together, the offset of the L4 header (CsumStart: after IPv4 options or IPv6
+// extension headers) and the L4 protocol, which the GSO type names.
+func headers(pkt []byte, h Header) (hdrLen, l4 int, proto byte, err error) {
 	if len(pkt) < 20 || h.GSOSize == 0 {
-		return 0, 0, ErrMalformed
+		return 0, 0, 0, ErrMalformed
 	}
 	l4 = int(h.CsumStart)
 	switch pkt[0] >> 4 {
 	case 4:
 		if l4 != int(pkt[0]&0xf)*4 || l4 < 20 {
-			return 0, 0, ErrMalformed
+			return 0, 0, 0, ErrMalformed
 		}
 	case 6:
 		if l4 < 40 {
-			return 0, 0, ErrMalformed
+			return 0, 0, 0, ErrMalformed
 		}
 	default:
-		return 0, 0, ErrMalformed
+		return 0, 0, 0, ErrMalformed
 	}
+	var csumOffset uint16
 	switch h.GSOType &^ GSOECN {
 	case GSOTCPv4, GSOTCPv6:
 		if len(pkt) < l4+20 {
-			return 0, 0, ErrMalformed
+			return 0, 0, 0, ErrMalformed
 		}
 		hdrLen = l4 + int(pkt[l4+12]>>4)*4
 		if hdrLen < l4+20 {
-			return 0, 0, ErrMalformed
+			return 0, 0, 0, ErrMalformed
 		}
+		proto, csumOffset = protoTCP, 16
 	case GSOUDPL4:
 		hdrLen = l4 + 8
+		proto, csumOffset = protoUDP, 6
 	default:
-		return 0, 0, ErrMalformed
+		return 0, 0, 0, ErrMalformed
 	}
-	if len(pkt) <= hdrLen {
-		return 0, 0, ErrMalformed
+	// The partial checksum must sit where Split reads it; an L4 length beyond 16 bits
+	// fits neither an IPv4 total length nor an IPv6 payload length.
+	if len(pkt) <= hdrLen || len(pkt)-l4 > 0xffff || h.Flags&FlagNeedsCsum != 0 && h.CsumOffset != csumOffset {
+		return 0, 0, 0, ErrMalformed
 	}
-	return hdrLen, l4, nil
+	return hdrLen, l4, proto, nil
 }
 
 // Split writes the ordinary packets that the super-packet pkt (IP header first)
@@ -119,12 +125,31 @@ func Split(pkt []byte, h Header, emit func(size int) []byte) error {
 		}
 		return nil
 	}
-	hdrLen, l4, err := headers(pkt, h)
+	hdrLen, l4, proto, err := headers(pkt, h)
 	if err != nil {
 		return err
 	}
 	v4 := pkt[0]>>4 == 4
-	tcp := h.GSOType&^GSOECN != GSOUDPL4
+	tcp := proto == protoTCP
+	csumAt := l4 + 6
+	if tcp {
+		csumAt = l4 + 16
+	}
+	// base is the segments' common pseudo-header sum, without the L4 length. With
+	// NEEDS_CSUM the kernel leaves in the checksum field the pseudo-header sum of the
+	// whole super-packet, its L4 length included, as its own segmentation expects: the
+	// sender built it with the destination it checksums for (the last address of an
+	// IPv6 routing header or of an IPv4 source route, not the IP header's) and the
+	// protocol after any extension header. Subtracting the length, in ones' complement,
+	// leaves that base; the kernel's segmentation adjusts the field the same way.
+	var base uint64
+	if h.Flags&FlagNeedsCsum != 0 {
+		base = uint64(binary.BigEndian.Uint16(pkt[csumAt:])) + uint64(^uint16(len(pkt)-l4))
+	} else {
+		// No partial sum to start from: the kernel's own segmentation then recomputes
+		// it from the IP header's addresses, and so does this.
+		base = pseudoHeaderSum(pkt, proto)
+	}
 	mss := int(h.GSOSize)
 	payload := pkt[hdrLen:]
 	var id uint16
@@ -155,7 +180,6 @@ func Split(pkt []byte, h Header, emit func(size int) []byte) error {
 			binary.BigEndian.PutUint16(seg[4:], uint16(size-40))
 		}
 		l4len := size - l4
-		var csumAt int
 		if tcp {
 			binary.BigEndian.PutUint32(seg[l4+4:], seq+uint32(off))
 			f := flags
@@ -166,13 +190,11 @@ func Split(pkt []byte, h Header, emit func(size int) []byte) error {
 				f &^= 0x80 // CWR only on the first
 			}
 			seg[l4+13] = f
-			csumAt = l4 + 16
 		} else {
 			binary.BigEndian.PutUint16(seg[l4+4:], uint16(l4len))
-			csumAt = l4 + 6
 		}
 		seg[csumAt], seg[csumAt+1] = 0, 0
-		c := Checksum(seg[l4:], pseudoHeaderSum(seg, l4, l4len))
+		c := Checksum(seg[l4:], base+uint64(l4len))
 		if c == 0 && !tcp {
 			c = 0xffff
 		}
@@ -196,20 +218,24 @@ func CompleteChecksum(pkt []byte, h Header) error {
 	return nil
 }
 
-// pseudoHeaderSum is the unfolded sum of the IPv4 or IPv6 pseudo-header.
-func pseudoHeaderSum(pkt []byte, l4, l4len int) uint64 {
-	var sum uint64
-	var addrs []byte
-	var proto byte
+// L4 protocol numbers.
+const (
+	protoTCP = 6
+	protoUDP = 17
+)
+
+// pseudoHeaderSum is the unfolded sum of the IPv4 or IPv6 pseudo-header of pkt for
+// protocol proto, without the L4 length, taking the addresses from the IP header.
+func pseudoHeaderSum(pkt []byte, proto byte) uint64 {
+	addrs := pkt[8:40]
 	if pkt[0]>>4 == 4 {
-		addrs, proto = pkt[12:20], pkt[9]
-	} else {
-		addrs, proto = pkt[8:40], pkt[6]
+		addrs = pkt[12:20]
 	}
+	sum := uint64(proto)
 	for i := 0; i < len(addrs); i += 4 {
 		sum += uint64(binary.BigEndian.Uint32(addrs[i:]))
 	}
-	return sum + uint64(proto) + uint64(l4len)
+	return sum
 }
 
 // Checksum is the Internet checksum of b added to the unfolded partial sum sum.

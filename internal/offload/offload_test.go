@@ -3,6 +3,7 @@ package offload
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -20,18 +21,15 @@ func tcpSegment(seq uint32, flags byte, data []byte) []byte {
 	return append(h, data...)
 }
 
+// verify checks an emitted packet without options or extension headers.
 func verify(t *testing.T, seg []byte) {
 	t.Helper()
 	in, err := packet.Parse(seg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	l4 := len(seg) - len(in.Payload)
-	if in.Version == 4 && Checksum(seg[:l4], 0) != 0 {
-		t.Errorf("bad IPv4 header checksum")
-	}
-	if Checksum(seg[l4:], pseudoHeaderSum(seg, l4, len(seg)-l4)) != 0 {
-		t.Errorf("bad %d checksum in segment of %d bytes", in.Proto, len(seg))
+	if err := checkSegment(seg, len(seg)-len(in.Payload), in.Proto, in.Src, in.Dst); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -44,9 +42,13 @@ func TestSplitTCP(t *testing.T) {
 		}
 		super := packet.IP(src, dst, packet.ProtoTCP, tcpSegment(1000, 0x80|0x08|0x10|0x01, data)) // CWR|PSH|ACK|FIN
 		l4 := 20
+		if src.Is6() {
+			l4 = 40
+		}
+		withPartial(super, l4, protoTCP, src, dst)
 		typ := uint8(GSOTCPv4)
 		if src.Is6() {
-			l4, typ = 40, GSOTCPv6
+			typ = GSOTCPv6
 		}
 		h := Header{Flags: FlagNeedsCsum, GSOType: typ, GSOSize: 1400, CsumStart: uint16(l4), CsumOffset: 16}
 		if n, max, err := Segments(super, h); n != 4 || max != l4+20+1400 || err != nil {
@@ -95,6 +97,7 @@ func TestSplitUDP(t *testing.T) {
 	binary.BigEndian.PutUint16(udp[0:], 5000)
 	binary.BigEndian.PutUint16(udp[2:], 6000)
 	super := packet.IP(src, dst, packet.ProtoUDP, append(udp, data...))
+	withPartial(super, 20, protoUDP, src, dst)
 	h := Header{Flags: FlagNeedsCsum, GSOType: GSOUDPL4, GSOSize: 1000, CsumStart: 20, CsumOffset: 6}
 	var segs [][]byte
 	if err := Split(super, h, func(n int) []byte { b := make([]byte, n); segs = append(segs, b); return b }); err != nil {
@@ -117,7 +120,7 @@ func TestCompletePartialChecksum(t *testing.T) {
 	full := packet.IP(src, dst, packet.ProtoTCP, tcpSegment(1, 0x10, []byte("hello, world")))
 	partial := bytes.Clone(full)
 	// As the kernel leaves it: the pseudo-header sum, not complemented.
-	binary.BigEndian.PutUint16(partial[36:], ^Checksum(nil, pseudoHeaderSum(full, 20, len(full)-20)))
+	withPartial(partial, 20, protoTCP, src, dst)
 	var out []byte
 	err := Split(partial, Header{Flags: FlagNeedsCsum, CsumStart: 20, CsumOffset: 16}, func(n int) []byte { out = make([]byte, n); return out })
 	if err != nil || !bytes.Equal(out, full) {
@@ -134,6 +137,8 @@ func TestSplitRejectsMalformed(t *testing.T) {
 		{GSOType: GSOTCPv4, GSOSize: 1000, CsumStart: 24},
 		{GSOType: 9, GSOSize: 1000, CsumStart: 20},
 		{Flags: FlagNeedsCsum, CsumStart: 5000, CsumOffset: 16},
+		{Flags: FlagNeedsCsum, GSOType: GSOTCPv4, GSOSize: 1000, CsumStart: 20, CsumOffset: 6}, // not where TCP's checksum is
+		{Flags: FlagNeedsCsum, GSOType: GSOUDPL4, GSOSize: 1000, CsumStart: 20, CsumOffset: 16},
 	} {
 		if err := Split(super, h, emit); err == nil {
 			t.Errorf("Split accepted %+v", h)
@@ -273,5 +278,133 @@ func TestCoalesceUDPRoundTrip(t *testing.T) {
 	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
 	if n := UDPRun([][]byte{udpDatagram(src, dst, 1, make([]byte, 100)), udpDatagram(src, dst, 1, make([]byte, 200))}); n != 1 {
 		t.Errorf("UDPRun accepted a larger second datagram: %d", n)
+	}
+}
+
+// benchSegments returns count TCP segments of one flow, as Linux's TCP sends them: DF
+// set, IDs counting up, mss bytes of payload each.
+func benchSegments(count, mss int) [][]byte {
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	var segs [][]byte
+	for i := 0; i < count; i++ {
+		seg := packet.IP(src, dst, packet.ProtoTCP, tcpSegment(uint32(1+i*mss), tcpACK, make([]byte, mss)))
+		seg[6] = 0x40
+		binary.BigEndian.PutUint16(seg[4:], uint16(i))
+		seg[10], seg[11] = 0, 0
+		binary.BigEndian.PutUint16(seg[10:], Checksum(seg[:20], 0))
+		segs = append(segs, seg)
+	}
+	return segs
+}
+
+func BenchmarkCoalesceTCP(b *testing.B) {
+	segs := benchSegments(44, 1448)
+	hdr, buf := make([]byte, HeaderLen), make([]byte, MaxCoalesced)
+	b.SetBytes(int64(44 * len(segs[0])))
+	for b.Loop() {
+		if k := TCPRun(segs); k != len(segs) {
+			b.Fatalf("TCPRun = %d", k)
+		}
+		CoalesceTCP(segs, hdr, buf)
+	}
+}
+
+// TestSplitExtensionHeaders splits super-packets that carry IPv4 options or IPv6
+// extension headers, as Linux hands them over when a socket sets IP_OPTIONS,
+// IPV6_HOPOPTS, IPV6_DSTOPTS or IPV6_RTHDR: every segment must keep the headers and
+// verify against the destination the sender checksummed for.
+func TestSplitExtensionHeaders(t *testing.T) {
+	src4, dst4 := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	hop4, far4 := netip.MustParseAddr("10.9.9.9"), netip.MustParseAddr("10.0.7.7")
+	src6, dst6 := netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2")
+	hop6, far6 := netip.MustParseAddr("fd00:9::9"), netip.MustParseAddr("fd00:7::7")
+	lsrr, lsrrFinal := sourceRoute(hop4, far4)
+	rh0, rh0Final := routing(0, hop6, far6)
+	rh2, rh2Final := routing(2, far6)
+	srh, srhFinal := routing(4, far6, hop6)
+	type row struct {
+		name     string
+		src, dst netip.Addr
+		final    netip.Addr // the pseudo-header's destination
+		exts     []ext
+	}
+	rows := []row{
+		{"IPv4", src4, dst4, dst4, nil},
+		{"IPv4 NOP options", src4, dst4, dst4, []ext{nops(8)}},
+		{"IPv4 loose source route", src4, hop4, lsrrFinal, []ext{lsrr}},
+		{"IPv4 40 bytes of options", src4, dst4, dst4, []ext{nops(40)}},
+		{"IPv6", src6, dst6, dst6, nil},
+		{"IPv6 hop-by-hop", src6, dst6, dst6, []ext{hopByHop(8)}},
+		{"IPv6 destination options", src6, dst6, dst6, []ext{dstOpts(8)}},
+		{"IPv6 long destination options", src6, dst6, dst6, []ext{dstOpts(64)}},
+		{"IPv6 routing type 0", src6, hop6, rh0Final, []ext{rh0}},
+		{"IPv6 routing type 2", src6, dst6, rh2Final, []ext{rh2}},
+		{"IPv6 segment routing", src6, hop6, srhFinal, []ext{srh}},
+		{"IPv6 hop-by-hop, routing, destination options", src6, hop6, rh0Final, []ext{hopByHop(16), rh0, dstOpts(8)}},
+		{"IPv6 two destination options", src6, dst6, dst6, []ext{dstOpts(8), dstOpts(24)}},
+	}
+	data := make([]byte, 7000)
+	for i := range data {
+		data[i] = byte(i*13 + i>>8)
+	}
+	for _, r := range rows {
+		for _, proto := range []byte{protoTCP, protoUDP} {
+			for _, size := range []int{len(data), 1201, 1200} {
+				name := fmt.Sprintf("%s/%d/%d", r.name, proto, size)
+				super, h := superPacket(r.src, r.dst, r.final, r.exts, proto, data[:size], 1200)
+				l4 := int(h.CsumStart)
+				n, _, err := Segments(super, h)
+				if err != nil {
+					t.Errorf("%s: Segments: %v", name, err)
+					continue
+				}
+				var segs [][]byte
+				err = Split(bytes.Clone(super), h, func(n int) []byte { b := make([]byte, n); segs = append(segs, b); return b })
+				if err != nil || len(segs) != n || n != (size+1199)/1200 {
+					t.Errorf("%s: %d segments of %d (%v)", name, len(segs), n, err)
+					continue
+				}
+				var got []byte
+				hl := l4 + 8
+				if proto == protoTCP {
+					hl = l4 + 20
+				}
+				for i, seg := range segs {
+					if err := checkSegment(seg, l4, proto, r.src, r.final); err != nil {
+						t.Errorf("%s: segment %d: %v", name, i, err)
+					}
+					if !bytes.Equal(seg[20:l4], super[20:l4]) || seg[6] != super[6] && r.src.Is6() {
+						t.Errorf("%s: segment %d: options or extension headers changed", name, i)
+					}
+					got = append(got, seg[hl:]...)
+				}
+				if !bytes.Equal(got, data[:size]) {
+					t.Errorf("%s: the segments do not add up to the payload", name)
+				}
+			}
+		}
+	}
+}
+
+// TestSplitWithoutPartialChecksum splits a super-packet whose header lacks NEEDS_CSUM:
+// its checksum field holds no pseudo-header sum, so Split computes one from the IP
+// header, as the kernel's own segmentation does.
+func TestSplitWithoutPartialChecksum(t *testing.T) {
+	for _, addrs := range [][2]string{{"10.0.0.1", "10.0.0.2"}, {"fd00::1", "fd00::2"}} {
+		src, dst := netip.MustParseAddr(addrs[0]), netip.MustParseAddr(addrs[1])
+		for _, proto := range []byte{protoTCP, protoUDP} {
+			super, h := superPacket(src, dst, dst, nil, proto, make([]byte, 3000), 1000)
+			h.Flags = 0
+			binary.BigEndian.PutUint16(super[int(h.CsumStart)+int(h.CsumOffset):], 0x1234)
+			var segs [][]byte
+			if err := Split(super, h, func(n int) []byte { b := make([]byte, n); segs = append(segs, b); return b }); err != nil || len(segs) != 3 {
+				t.Fatalf("%v %d: %d segments (%v)", src, proto, len(segs), err)
+			}
+			for i, seg := range segs {
+				if err := checkSegment(seg, int(h.CsumStart), proto, src, dst); err != nil {
+					t.Errorf("%v %d: segment %d: %v", src, proto, i, err)
+				}
+			}
+		}
 	}
 }
