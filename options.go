@@ -86,7 +86,9 @@ const GSOHeaderLen = 10
 // host byte order (flags, gso_type, hdr_len, gso_size, csum_start, csum_offset) that
 // describes how to segment it and where its partial checksum is; a packet with
 // gso_type 0 is an ordinary packet. Super-packets are limited so that each fits a ring
-// record. Sessions with and without WithGSO may share an adapter. Linux only: on
+// record; an ordinary packet longer than PacketSizeMax-GSOHeaderLen (possible only
+// with an MTU above 65525) does not fit one, and is dropped and counted in
+// Stats.ReceiveDropsOversize. Sessions with and without WithGSO may share an adapter. Linux only: on
 // Windows StartSession refuses it.
 func WithGSO() SessionOption { return func(s *sessionConfig) { s.gso = true } }
 

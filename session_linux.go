@@ -438,13 +438,14 @@ func (rc *receiver) readBundle(fd int, rerr *error) bool {
 	for reads := 0; reads < receiveBundle; reads++ {
 		free := rc.free()
 		// Read straight into the ring when any packet fits: the slack after the wrap
-		// point makes this room contiguous.
+		// point makes this room contiguous. The buffer is one byte longer than a
+		// record can be, so that a packet too long for one is seen, not truncated.
 		direct := free >= alignRecord(PacketSizeMax)
 		buf := rc.scratch
 		if direct {
-			buf = rc.r.mem[ringHeaderSize+rc.tail+recordHeader:][:PacketSizeMax]
+			buf = rc.r.mem[ringHeaderSize+rc.tail+recordHeader:][:PacketSizeMax+1]
 		} else if buf == nil {
-			rc.scratch = make([]byte, PacketSizeMax)
+			rc.scratch = make([]byte, PacketSizeMax+1)
 			buf = rc.scratch
 		}
 		var m int
@@ -480,6 +481,8 @@ func (rc *receiver) readBundle(fd int, rerr *error) bool {
 // completes a partial checksum.
 func (rc *receiver) place(p []byte, h offload.Header, inRing bool) {
 	switch {
+	case len(p) > PacketSizeMax:
+		rc.st.rxDropsOversize.Add(1)
 	case h.GSOType != offload.GSONone:
 		rc.split(p, h, inRing)
 	case h.Flags&offload.FlagNeedsCsum != 0 && offload.CompleteChecksum(p, h) != nil:
@@ -505,7 +508,7 @@ func (rc *receiver) commit(size uint32) {
 
 // copyIn copies a packet into the ring, or counts it as dropped if it does not fit.
 func (rc *receiver) copyIn(p []byte) {
-	if len(p) > PacketSizeMax || alignRecord(uint32(len(p))) > rc.free() {
+	if alignRecord(uint32(len(p))) > rc.free() {
 		rc.st.rxDropsFull.Add(1)
 		return
 	}

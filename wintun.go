@@ -138,6 +138,10 @@ type Stats struct {
 	// application's receive ring had no room (it is not reading or not releasing).
 	ReceiveDropsRingFull uint64
 	ReceiveErrors        uint64 // failed reads from the kernel
+	// ReceiveDropsOversize counts packets from the kernel dropped because a ring
+	// record cannot hold them: in a WithGSO session, packets longer than
+	// PacketSizeMax-GSOHeaderLen (an MTU above 65525).
+	ReceiveDropsOversize uint64
 	// ReceivedSuperPackets counts the TCP and UDP super-packets the kernel handed
 	// over (offloads) that a session split into ReceivedPackets.
 	ReceivedSuperPackets uint64
@@ -155,8 +159,8 @@ type Stats struct {
 
 // stats is the adapter-wide, concurrently updated form of Stats.
 type stats struct {
-	rxPackets, rxBytes, rxDropsFull, rxErrors, rxSuperPackets           atomic.Uint64
-	txPackets, txBytes, txDiscardsInvalid, txErrorsKern, txSuperPackets atomic.Uint64
+	rxPackets, rxBytes, rxDropsFull, rxDropsOversize, rxErrors, rxSuperPackets atomic.Uint64
+	txPackets, txBytes, txDiscardsInvalid, txErrorsKern, txSuperPackets        atomic.Uint64
 }
 
 func (s *stats) snapshot() Stats {
@@ -165,6 +169,7 @@ func (s *stats) snapshot() Stats {
 		ReceivedBytes:        s.rxBytes.Load(),
 		ReceiveDropsRingFull: s.rxDropsFull.Load(),
 		ReceiveErrors:        s.rxErrors.Load(),
+		ReceiveDropsOversize: s.rxDropsOversize.Load(),
 		ReceivedSuperPackets: s.rxSuperPackets.Load(),
 		SentPackets:          s.txPackets.Load(),
 		SentBytes:            s.txBytes.Load(),
