@@ -6,7 +6,7 @@
 //	wintun uninstall [--json]
 //	wintun list [--json]
 //	wintun stats NAME [--watch] [--json]
-//	wintun pipe NAME (--listen ADDR | --connect ADDR) [--address PREFIX]... [--mtu N] [--pcap FILE]
+//	wintun pipe NAME (--listen ADDR [--peer ADDR] | --connect ADDR) [--address PREFIX]... [--mtu N] [--pcap FILE]
 //	wintun version [--json]
 package main
 

@@ -16,19 +16,29 @@ import (
 	"go.wintun.dev/wintun/internal/pcap"
 )
 
-const pipeUsage = `usage: wintun pipe NAME (--listen ADDR | --connect ADDR) [--address PREFIX]... [--mtu N] [--pcap FILE]
+const pipeUsage = `usage: wintun pipe NAME (--listen ADDR [--peer ADDR] | --connect ADDR) [--address PREFIX]...
+                   [--mtu N] [--pcap FILE]
 
-UNENCRYPTED: a dumb layer 3 pipe. Every packet the system sends out through adapter NAME
-goes, as is, in one UDP datagram to the peer, and every datagram from the peer goes into
-the adapter. Anyone on the path can read, change and inject these packets: use it on
-networks you trust, for tests, or as an example of how a VPN sits on this library.
+UNENCRYPTED: a dumb layer 3 pipe, an example of how a VPN sits on this library: it is
+not a VPN. Every packet the system sends out through adapter NAME goes, as is, in one
+UDP datagram to the peer, and every datagram from the peer goes into the adapter. Anyone
+on the path can read, change and inject these packets: use it on networks you trust or
+for tests.
 
 Opens adapter NAME if it exists (made by ` + "`wintun create`" + `, possibly with --owner so
 that no CAP_NET_ADMIN is needed here); otherwise creates it for the life of this command.
---listen ADDR (e.g. :51820) waits for the peer and takes the source of the first datagram
-as the peer; datagrams from anyone else are dropped. --connect ADDR sends to ADDR, and
-sends an empty datagram every second until the peer answers (then every 25 s) so that a
-listening peer learns its address. Runs until Ctrl+C.
+
+--listen ADDR (e.g. :51820) receives on ADDR. With --peer PEER (host:port), it sends to
+PEER from the start and drops, and counts, every datagram from any other address or
+port. PEER must send from the port named, e.g. another pipe with --listen and --peer
+naming this one. --peer checks the source address only, which is no authentication: it
+keeps out the senders that cannot forge PEER's address, no more. And without --peer,
+anyone who can send to the port can inject packets: the first datagram's source becomes
+the peer, whoever sent it, and after that anyone who forges that source gets in.
+
+--connect ADDR sends to ADDR from a port the system picks, and sends an empty datagram
+every second until the peer answers (then every 25 s) so that a listening peer without
+--peer learns its address. Runs until Ctrl+C.
 
 `
 
@@ -46,7 +56,8 @@ type pipeCounters struct {
 
 func cmdPipe(out io.Writer, args []string, stop <-chan os.Signal) error {
 	fs := newFlagSet("pipe", pipeUsage, out)
-	listen := fs.String("listen", "", "listen on UDP `ADDR` (host:port or :port); the first sender becomes the peer")
+	listen := fs.String("listen", "", "listen on UDP `ADDR` (host:port or :port); without --peer, the first sender becomes the peer")
+	peerFlag := fs.String("peer", "", "with --listen: the peer's UDP `ADDR` (host:port); datagrams from any other address are dropped")
 	connect := fs.String("connect", "", "send to the peer at UDP `ADDR` (host:port)")
 	var addrs prefixList
 	fs.Var(&addrs, "address", "add address `PREFIX` to the adapter if it lacks it; repeatable")
@@ -65,6 +76,21 @@ func cmdPipe(out io.Writer, args []string, stop <-chan os.Signal) error {
 	}
 	if *mtu < 68 || *mtu > wintun.PacketSizeMax {
 		return usageError{"pipe", fmt.Sprintf("--mtu %d: want 68 to %d", *mtu, wintun.PacketSizeMax)}
+	}
+	var peer netip.AddrPort
+	if *peerFlag != "" {
+		if *listen == "" {
+			return usageError{"pipe", "--peer goes with --listen: --connect ADDR names the peer already"}
+		}
+		a, err := net.ResolveUDPAddr("udp", *peerFlag)
+		if err != nil {
+			return usageError{"pipe", "--peer: " + err.Error()}
+		}
+		if a.Port == 0 || a.IP == nil || a.IP.IsUnspecified() {
+			return usageError{"pipe", "--peer: want the peer's host and port, like 192.0.2.2:51820"}
+		}
+		ap := a.AddrPort()
+		peer = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
 	var conn *net.UDPConn
 	if *listen != "" {
@@ -88,13 +114,14 @@ func cmdPipe(out io.Writer, args []string, stop <-chan os.Signal) error {
 		}
 	}
 	defer conn.Close()
-	return runPipe(out, pipeConfig{name: name, conn: conn, listening: *listen != "", addrs: addrs, mtu: *mtu, pcap: *pcapPath}, stop)
+	return runPipe(out, pipeConfig{name: name, conn: conn, listening: *listen != "", peer: peer, addrs: addrs, mtu: *mtu, pcap: *pcapPath}, stop)
 }
 
 type pipeConfig struct {
 	name      string
 	conn      *net.UDPConn // bound (listening) or connected
 	listening bool
+	peer      netip.AddrPort // with listening: the only source accepted (--peer), if valid
 	addrs     []netip.Prefix
 	mtu       int
 	pcap      string
@@ -144,16 +171,22 @@ func runPipe(out io.Writer, cfg pipeConfig, stop <-chan os.Signal) error {
 	if created {
 		how = "created (removed at exit)"
 	}
-	peerText := "learning the peer from the first datagram"
-	if !cfg.listening {
+	peerText := "learning the peer from the first datagram (no --peer: anyone who can send to this port can inject packets)"
+	switch {
+	case !cfg.listening:
 		peerText = "peer " + cfg.conn.RemoteAddr().String()
+	case cfg.peer.IsValid():
+		peerText = "peer " + cfg.peer.String() + " (--peer: datagrams from any other address are dropped)"
 	}
 	fmt.Fprintf(out, "wintun pipe: UNENCRYPTED layer 3 pipe: anyone on the path can read and inject packets\n")
 	fmt.Fprintf(out, "adapter %s %s (index %d) <-> UDP %s, %s; Ctrl+C stops\n",
 		cfg.name, how, adapter.Index(), cfg.conn.LocalAddr(), peerText)
 
 	p := &pipe{cfg: cfg, session: session, out: out, done: make(chan struct{})}
-	if !cfg.listening {
+	if cfg.peer.IsValid() {
+		p.peer.Store(&cfg.peer)
+	}
+	if !cfg.listening || cfg.peer.IsValid() {
 		p.peerKnown.Store(true)
 	}
 	var wg sync.WaitGroup
@@ -200,6 +233,7 @@ type pipe struct {
 	peerKnown atomic.Bool
 	peer      atomic.Pointer[netip.AddrPort] // set once, when listening
 	answered  atomic.Bool                    // the connected peer has sent something
+	warned    bool                           // a stranger's datagram was reported (peerToAdapter only)
 	n         pipeCounters
 }
 
@@ -265,12 +299,19 @@ func (p *pipe) peerToAdapter() error {
 			continue
 		}
 		if p.cfg.listening {
-			if !p.peerKnown.Load() {
+			switch {
+			case p.cfg.peer.IsValid():
+				// A dual-stack socket reports IPv4 senders as IPv4-mapped IPv6.
+				if netip.AddrPortFrom(from.Addr().Unmap(), from.Port()) != p.cfg.peer {
+					p.dropStranger(from)
+					continue
+				}
+			case !p.peerKnown.Load():
 				p.peer.Store(&from)
 				p.peerKnown.Store(true)
 				fmt.Fprintf(p.out, "peer is %v\n", from)
-			} else if *p.peer.Load() != from {
-				p.n.dropForeign.Add(1)
+			case *p.peer.Load() != from:
+				p.dropStranger(from)
 				continue
 			}
 		} else {
@@ -297,6 +338,17 @@ func (p *pipe) peerToAdapter() error {
 		copy(out, buf[:n])
 		p.session.SendPacket(out)
 		p.n.fromPeer.Add(1)
+	}
+}
+
+// dropStranger counts a datagram from a source other than the peer, and reports the
+// first one so that a wrong --peer shows at once; the rest are only counted, so that
+// strangers cannot flood the output.
+func (p *pipe) dropStranger(from netip.AddrPort) {
+	p.n.dropForeign.Add(1)
+	if !p.warned {
+		p.warned = true
+		fmt.Fprintf(p.out, "dropped a datagram from %v, not the peer (further ones are only counted)\n", from)
 	}
 }
 

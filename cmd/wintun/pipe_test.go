@@ -327,3 +327,88 @@ func TestPipeOpensExisting(t *testing.T) {
 		return nil
 	})
 }
+
+// TestPipeListenPeer runs a listening pipe with --peer on loopback inside a namespace:
+// an echo request from a stranger's address (a hello too) is dropped and counted, and
+// the stranger never becomes the peer nor gets an answer; the same request from the
+// --peer address gets its echo reply, sent to that address from the start.
+func TestPipeListenPeer(t *testing.T) {
+	var help bytes.Buffer
+	cmdPipe(&help, []string{"--help"}, nil)
+	text := strings.Join(strings.Fields(help.String()), " ") // the words, across line breaks
+	for _, want := range []string{"--peer", "without --peer, anyone who can send to the port can inject packets", "not a VPN"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("pipe --help lacks %q:\n%s", want, help.String())
+		}
+	}
+	if err := cmdPipeTo([]string{"wt6", "--connect", "127.0.0.1:1", "--peer", "127.0.0.1:2"}); !errors.As(err, new(usageError)) {
+		t.Errorf("--peer with --connect: %v, want a usage error", err)
+	}
+	if err := cmdPipeTo([]string{"wt6", "--listen", "127.0.0.1:0", "--peer", "127.0.0.1"}); !errors.As(err, new(usageError)) {
+		t.Errorf("--peer without a port: %v, want a usage error", err)
+	}
+
+	ns := netns.ForTest(t)
+	var peer, stranger *net.UDPConn
+	if err := ns.Do(func() (err error) {
+		if peer, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 51831}); err != nil {
+			return err
+		}
+		stranger, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 51832})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	defer stranger.Close()
+	stop, out := startPipe(t, ns, "wt6", "--listen", "127.0.0.1:51830", "--peer", "127.0.0.1:51831", "--address", "10.79.0.1/24")
+	pipeAddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 51830}
+	echo := func(seq uint16) []byte {
+		return packet.Echo(netip.MustParseAddr("10.79.0.2"), netip.MustParseAddr("10.79.0.1"), packet.EchoRequest4, 4242, seq, []byte("peer"))
+	}
+	// The stranger first: if its request got in, its reply would reach the peer before
+	// the reply to the peer's own request.
+	for _, d := range [][]byte{echo(1), nil} {
+		if _, err := stranger.WriteToUDP(d, pipeAddr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := peer.WriteToUDP(echo(2), pipeAddr); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 65536)
+	peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		n, from, err := peer.ReadFromUDP(buf)
+		if err != nil {
+			t.Fatalf("no echo reply at the peer: %v\n%s", err, out.String())
+		}
+		in, err := packet.Parse(buf[:n])
+		if err != nil || !in.IsEchoReply() || in.ID != 4242 || from.Port != 51830 {
+			continue // the kernel's own packets out of the adapter, e.g. IPv6 solicitations
+		}
+		if in.Seq == 1 {
+			t.Fatalf("the stranger's echo request went into the adapter\n%s", out.String())
+		}
+		if in.Seq == 2 {
+			break
+		}
+	}
+	stranger.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
+	if n, _, err := stranger.ReadFromUDP(buf); err == nil {
+		t.Errorf("the stranger got a %d-byte answer", n)
+	}
+	o, err := stop()
+	if err != nil {
+		t.Fatalf("pipe: %v\n%s", err, o)
+	}
+	for _, want := range []string{"peer 127.0.0.1:51831", " 1 from the peer", " 2 from strangers"} {
+		if !strings.Contains(o, want) {
+			t.Errorf("pipe output lacks %q:\n%s", want, o)
+		}
+	}
+	if strings.Contains(o, "peer is 127.0.0.1:51832") {
+		t.Errorf("the stranger became the peer:\n%s", o)
+	}
+	t.Logf("pipe output:\n%s", o)
+}
