@@ -34,7 +34,8 @@ func demo(args []string) error {
 	count := fs.Int("count", 0, "exit 0 after `N` echo replies from 10.6.7.7 (0: run until Ctrl+C)")
 	timeout := fs.Duration("timeout", 0, "with --count, give up and exit 1 after this long (default 10s + 1s per reply)")
 	private := fs.Bool("netns", false, "run in a new network namespace even with CAP_NET_ADMIN")
-	pcapPath := fs.String("pcap", "", "write every packet crossing the session, both ways, to pcapng `FILE`")
+	pcapPath := fs.String("pcap", "", "write every packet crossing the session, both ways, to pcapng `FILE`: "+
+		"a new file, mode 0600, as it holds the traffic in clear (an existing FILE is refused)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: wintun demo [--count N] [--timeout D] [--netns] [--pcap FILE]\n\n"+
 			"Creates adapter \"demo\" with 10.6.7.7/24 and fd00:6:7::7/64 on the system side and plays the\n"+

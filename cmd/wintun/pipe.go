@@ -62,7 +62,8 @@ func cmdPipe(out io.Writer, args []string, stop <-chan os.Signal) error {
 	var addrs prefixList
 	fs.Var(&addrs, "address", "add address `PREFIX` to the adapter if it lacks it; repeatable")
 	mtu := fs.Int("mtu", 1420, "MTU of the adapter, when pipe creates it (leaves room for the UDP and IP headers)")
-	pcapPath := fs.String("pcap", "", "write every packet crossing the session, both ways, to pcapng `FILE`")
+	pcapPath := fs.String("pcap", "", "write every packet crossing the session, both ways, to pcapng `FILE`: "+
+		"a new file, mode 0600, as it holds the traffic in clear (an existing FILE is refused)")
 	pos, err := parseArgs(fs, args, 1)
 	if err != nil {
 		return err

@@ -242,10 +242,16 @@ func TestPipe(t *testing.T) {
 	checkCapture(t, capFile)
 }
 
-// checkCapture reads the pipe's capture back: both directions must be there, and
-// tcpdump must read it too when installed.
+// checkCapture reads the pipe's capture back: it must be mode 0600, both directions
+// must be there, and tcpdump must read it too when installed.
 func checkCapture(t *testing.T, path string) {
 	t.Helper()
+	// The capture holds the tunnel's traffic in clear: its owner's alone.
+	if fi, err := os.Stat(path); err != nil {
+		t.Error(err)
+	} else if fi.Mode().Perm() != 0o600 {
+		t.Errorf("capture %s: mode %v, want 0600", path, fi.Mode().Perm())
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)

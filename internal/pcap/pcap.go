@@ -5,8 +5,10 @@
 package pcap
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"runtime"
 	"sync"
@@ -61,10 +63,21 @@ func NewWriter(w io.Writer, ifName string) (*Writer, error) {
 	return &Writer{ng: ng}, nil
 }
 
-// Create creates (or truncates) the file path and starts a pcapng capture in it for
-// the adapter named ifName. Close flushes and closes the file.
+// Create creates the file path, mode 0600, and starts a pcapng capture in it for the
+// adapter named ifName. Close flushes and closes the file.
+//
+// A capture holds every packet that crosses the session, for a VPN its decrypted
+// traffic, so only the file's owner may read it. Create fails, with an error matching
+// fs.ErrExist, when path exists, even as a symbolic link: it never truncates or writes
+// into a file that someone else may have made or still hold open, nor follows a link
+// that another user left in a shared directory such as /tmp. Remove an old capture
+// first, or choose another name.
 func Create(path, ifName string) (*Writer, error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
+	// O_EXCL with O_CREATE fails on any existing path, a dangling link included.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		return nil, fmt.Errorf("pcap: %w: remove it or choose another name (a capture never overwrites a file)", err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("pcap: %w", err)
 	}
