@@ -1,0 +1,346 @@
+package wintun_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"io"
+	"math/rand/v2"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+	"unsafe"
+
+	"go.wintun.dev/wintun"
+	"go.wintun.dev/wintun/internal/netns"
+
+	"golang.org/x/sys/unix"
+)
+
+// Kernel-verified tests of the offload paths: the kernel's own checksum counters
+// decide whether what a session splits or coalesces is what the kernel would have
+// accepted.
+
+// counters returns the kernel's protocol counters of ns from /proc/thread-self/net/file
+// (snmp, netstat or snmp6), named "Group:Name" (snmp, netstat) or "Name" (snmp6).
+func counters(t *testing.T, ns *netns.NS, file string) map[string]int64 {
+	t.Helper()
+	m, err := readCounters(ns, file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// readCounters is counters for any goroutine.
+func readCounters(ns *netns.NS, file string) (map[string]int64, error) {
+	var b []byte
+	if err := ns.Do(func() (err error) {
+		// thread-self: /proc/self/net would show the namespace of the main thread.
+		b, err = os.ReadFile("/proc/thread-self/net/" + file)
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	m := make(map[string]int64)
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	var names []string
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 2 && !strings.HasSuffix(f[0], ":") { // snmp6: name value
+			m[f[0]], _ = strconv.ParseInt(f[1], 10, 64)
+			continue
+		}
+		if len(f) < 2 {
+			continue
+		}
+		if names == nil || names[0] != f[0] { // a header line, then its values
+			names = f
+			continue
+		}
+		for i := 1; i < len(f) && i < len(names); i++ {
+			m[strings.TrimSuffix(f[0], ":")+":"+names[i]], _ = strconv.ParseInt(f[i], 10, 64)
+		}
+		names = nil
+	}
+	return m, nil
+}
+
+// offloadPair sets up two namespaces, each with an adapter (10.234.0.1, fd00:234::1
+// in A; 10.234.0.2, fd00:234::2 and fd00:234::3 in B) and a plain session, which
+// splits the kernel's super-packets, and forwards between the sessions. It counts the
+// packets forwarded from A with IPv4 options or IPv6 extension headers.
+func offloadPair(t *testing.T, extPackets *atomic.Int64) (nsA, nsB *netns.NS, a *wintun.Adapter) {
+	t.Helper()
+	nsA, nsB = netns.ForTest(t), netns.ForTest(t)
+	// B is a segment routing endpoint for fd00:234::3.
+	if err := nsB.Do(func() error {
+		for _, f := range []string{"all", "default"} {
+			if err := os.WriteFile("/proc/sys/net/ipv6/conf/"+f+"/seg6_enabled", []byte("1"), 0); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	a, sa := nsAdapter(t, nsA, "wtoff", 0x400000, "10.234.0.1/24", "fd00:234::1/64")
+	_, sb := nsAdapter(t, nsB, "wtoff", 0x400000, "10.234.0.2/24", "fd00:234::2/64", "fd00:234::3/64")
+	var wg sync.WaitGroup
+	wg.Add(2)
+	count := func(p []byte) {
+		switch {
+		case len(p) >= 20 && p[0]>>4 == 4 && p[0]&0xf > 5,
+			len(p) >= 40 && p[0]>>4 == 6 && p[6] != unix.IPPROTO_TCP && p[6] != unix.IPPROTO_UDP && p[6] != unix.IPPROTO_ICMPV6:
+			extPackets.Add(1)
+		}
+	}
+	go func() { defer wg.Done(); forwardBatch(sa, sb, count) }()
+	go func() { defer wg.Done(); forwardBatch(sb, sa, func([]byte) {}) }()
+	t.Cleanup(func() { sa.End(); sb.End(); wg.Wait() })
+	return nsA, nsB, a
+}
+
+// padNOption is an IPv6 destination options header of 8 bytes holding one PadN
+// option (Linux drops more than 7 bytes of padding), for IPV6_DSTOPTS; the kernel
+// fills in its next header field.
+var padNOption = []byte{0, 0, 1, 4, 0, 0, 0, 0}
+
+// segmentRouting is a segment routing header (type 4) for IPV6_RTHDR: to
+// fd00:234::2 by way of fd00:234::3.
+func segmentRouting() []byte {
+	h := []byte{0, 4, 4, 1, 1, 0, 0, 0}
+	for _, a := range []string{"fd00:234::2", "fd00:234::3"} {
+		h = append(h, net.ParseIP(a).To16()...)
+	}
+	return h
+}
+
+// TestExtensionHeadersThroughForwarder sends TCP and segmented UDP with IPv6
+// extension headers and IPv4 options, set on the sending socket, through two
+// sessions: the kernel hands the session super-packets whose L4 header follows the
+// extra headers, and whose pseudo-header may name another destination than the IP
+// header (a routing header); every segment the session makes must carry a checksum
+// the receiving kernel accepts.
+func TestExtensionHeadersThroughForwarder(t *testing.T) {
+	var extPackets atomic.Int64
+	nsA, nsB, a := offloadPair(t, &extPackets)
+	// check fails the subtest unless the packets carried the extra headers and, if
+	// supers, the kernel handed over super-packets.
+	check := func(t *testing.T, supers bool, run func()) {
+		n, exts := a.Stats().ReceivedSuperPackets, extPackets.Load()
+		run()
+		if supers && a.Stats().ReceivedSuperPackets == n && os.Getenv("WINTUN_OFFLOAD") != "0" {
+			t.Error("the kernel handed over no super-packet: offloads are not in use")
+		}
+		if extPackets.Load() == exts {
+			t.Error("no packet with IPv4 options or IPv6 extension headers crossed the forwarder")
+		}
+	}
+	for _, c := range []struct {
+		name, addr string
+		level, opt int
+		value      []byte
+	}{
+		{"IPv6 destination options", "[fd00:234::2]:7401", unix.IPPROTO_IPV6, unix.IPV6_DSTOPTS, padNOption},
+		{"IPv6 segment routing", "[fd00:234::2]:7402", unix.IPPROTO_IPV6, unix.IPV6_RTHDR, segmentRouting()},
+		{"IPv4 options", "10.234.0.2:7403", unix.IPPROTO_IP, unix.IP_OPTIONS, []byte{1, 1, 1, 0}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			check(t, true, func() {
+				setopt := func(fd int) error { return unix.SetsockoptString(fd, c.level, c.opt, string(c.value)) }
+				transferWith(t, nsA, nsB, c.addr, 4<<20, setopt)
+			})
+		})
+	}
+	// Linux (6.18) segments UDP with extension headers itself rather than hand the
+	// device a super-packet; what reaches the session are datagrams with a partial
+	// checksum to complete after the extension headers.
+	t.Run("IPv6 destination options, UDP segmentation", func(t *testing.T) {
+		check(t, false, func() { udpSegmented(t, nsA, nsB) })
+	})
+	t.Logf("stats of A: %+v", a.Stats())
+}
+
+// udpSegmented sends one buffer of 20 datagrams from A with UDP_SEGMENT and
+// IPV6_DSTOPTS, then one plain datagram, and checks that B's socket gets all 21.
+func udpSegmented(t *testing.T, nsA, nsB *netns.NS) {
+	const count, size = 20, 1000
+	rc := udpSocket(t, nsB, "[fd00:234::2]:7404", "")
+	sc := udpSocket(t, nsA, "[fd00:234::1]:7405", "[fd00:234::2]:7404")
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var serr error
+	if err := raw.Control(func(fd uintptr) {
+		serr = unix.SetsockoptString(int(fd), unix.IPPROTO_IPV6, unix.IPV6_DSTOPTS, string(padNOption))
+	}); err != nil || serr != nil {
+		t.Fatal(err, serr)
+	}
+	before := counters(t, nsB, "snmp6")
+	buf := make([]byte, count*size)
+	for i := range buf {
+		buf[i] = byte(i / size)
+	}
+	oob := udpSegment(size)
+	if _, _, err := sc.WriteMsgUDP(buf, oob, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sc.Write([]byte("last")); err != nil {
+		t.Fatal(err)
+	}
+	got := make([]byte, 2*size)
+	delivered := 0
+	for {
+		rc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		n, err := rc.Read(got)
+		if err != nil {
+			t.Fatalf("after %d datagrams: %v", delivered, err)
+		}
+		if string(got[:n]) == "last" {
+			break
+		}
+		if n != size || !bytes.Equal(got[:n], buf[int(got[0])*size:][:size]) {
+			t.Errorf("a datagram of %d bytes that was not sent", n)
+		}
+		delivered++
+	}
+	after := counters(t, nsB, "snmp6")
+	if delivered != count || after["Udp6InCsumErrors"] != before["Udp6InCsumErrors"] {
+		t.Errorf("%d of %d segmented datagrams delivered, %d UDP checksum errors", delivered, count,
+			after["Udp6InCsumErrors"]-before["Udp6InCsumErrors"])
+	}
+}
+
+// transferWith sends size bytes over TCP from client to a server listening on addr in
+// server, with setopt applied to the client's socket before it connects, and fails t
+// unless they arrive intact. The server's receive buffer, hence the window, is held to
+// 1 MiB so that what is in flight fits the forwarder's rings. A checksum error counted
+// by the server's kernel ends the transfer at once: a segment with a bad checksum is
+// dropped and resent forever, which would stall the transfer until its deadline.
+func transferWith(t *testing.T, client, server *netns.NS, addr string, size int64, setopt func(fd int) error) {
+	t.Helper()
+	control := func(f func(fd int) error) func(_, _ string, c syscall.RawConn) error {
+		return func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			if err := c.Control(func(fd uintptr) { serr = f(int(fd)) }); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	lc := net.ListenConfig{Control: control(func(fd int) error {
+		return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<19)
+	})}
+	var ln net.Listener
+	if err := server.Do(func() (err error) { ln, err = lc.Listen(context.Background(), "tcp", addr); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	deadline := time.Now().Add(60 * time.Second)
+	type result struct {
+		n   int64
+		sum []byte
+		err error
+	}
+	got := make(chan result, 1)
+	var conns sync.WaitGroup
+	conns.Add(1)
+	var server1 atomic.Pointer[net.Conn]
+	go func() {
+		defer conns.Done()
+		c, err := ln.Accept()
+		if err != nil {
+			got <- result{err: err}
+			return
+		}
+		server1.Store(&c)
+		defer c.Close()
+		c.SetDeadline(deadline)
+		h := sha256.New()
+		n, err := io.Copy(h, c)
+		got <- result{n, h.Sum(nil), err}
+	}()
+	var c net.Conn
+	d := net.Dialer{Timeout: 20 * time.Second, Control: control(setopt)}
+	if err := client.Do(func() (err error) { c, err = d.DialContext(context.Background(), "tcp", ln.Addr().String()); return }); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(deadline)
+	stop := make(chan struct{})
+	var csumErrors atomic.Int64
+	var watch sync.WaitGroup
+	watch.Add(1)
+	go func() {
+		defer watch.Done()
+		m, err := readCounters(server, "snmp")
+		if err != nil {
+			return
+		}
+		base := m["Tcp:InCsumErrors"]
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+			}
+			m, err := readCounters(server, "snmp")
+			if err != nil {
+				return
+			}
+			if n := m["Tcp:InCsumErrors"] - base; n > 0 {
+				csumErrors.Store(n)
+				c.SetDeadline(time.Now()) // end the stalled transfer now
+				if s := server1.Load(); s != nil {
+					(*s).SetDeadline(time.Now())
+				}
+				return
+			}
+		}
+	}()
+	h := sha256.New()
+	src := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{byte(size)}), size), h)
+	_, werr := io.Copy(c, src)
+	if werr == nil {
+		werr = c.(*net.TCPConn).CloseWrite()
+	}
+	r := <-got
+	close(stop)
+	watch.Wait()
+	conns.Wait()
+	switch {
+	case csumErrors.Load() > 0:
+		t.Fatalf("the receiving kernel counted %d TCP checksum errors; transfer ended (sent: %v, received %d bytes: %v)",
+			csumErrors.Load(), werr, r.n, r.err)
+	case werr != nil:
+		t.Fatalf("send: %v", werr)
+	case r.err != nil:
+		t.Fatalf("receive: %v", r.err)
+	case r.n != size || !bytes.Equal(r.sum, h.Sum(nil)):
+		t.Fatalf("received %d bytes with SHA-256 %x; sent %d bytes with SHA-256 %x", r.n, r.sum, size, h.Sum(nil))
+	}
+	t.Logf("TCP to %v: %d MiB verified", ln.Addr(), size>>20)
+}
+
+// udpSegment is the control message that makes one send of a UDP socket a run of
+// datagrams of size bytes (UDP_SEGMENT).
+func udpSegment(size uint16) []byte {
+	b := make([]byte, unix.CmsgSpace(2))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	binary.NativeEndian.PutUint16(b[unix.CmsgLen(0):], size)
+	return b
+}
