@@ -10,15 +10,21 @@ import (
 )
 
 // FuzzSplit feeds arbitrary super-packets and headers to Split: it must never panic,
-// never emit a packet larger than the input, and emit at most Segments' count.
+// never emit a packet larger than the input, and emit at most Segments' count. Then it
+// builds a well-formed super-packet, as Linux hands one over, from the same input:
+// pkt as payload, shape choosing IPv4 options or IPv6 extension headers (hop-by-hop,
+// destination options, routing headers that move the checksummed destination), TCP or
+// UDP; every segment Split makes of it must verify against an independent checksum.
 func FuzzSplit(f *testing.F) {
 	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
 	tcp := packet.IP(src, dst, packet.ProtoTCP, tcpSegment(1, tcpACK, make([]byte, 3000)))
-	f.Add(tcp, uint8(0), uint8(GSOTCPv4), uint16(1000), uint16(20), uint16(16))
-	f.Add(tcp, uint8(FlagNeedsCsum), uint8(0), uint16(0), uint16(20), uint16(16))
+	f.Add(tcp, uint8(0), uint8(GSOTCPv4), uint16(1000), uint16(20), uint16(16), uint16(0))
+	f.Add(tcp, uint8(FlagNeedsCsum), uint8(0), uint16(0), uint16(20), uint16(16), uint16(0x0c))
 	udp := packet.IP(src, dst, packet.ProtoUDP, make([]byte, 2008))
-	f.Add(udp, uint8(FlagNeedsCsum), uint8(GSOUDPL4), uint16(500), uint16(20), uint16(6))
-	f.Fuzz(func(t *testing.T, pkt []byte, flags, typ uint8, gsoSize, csumStart, csumOffset uint16) {
+	f.Add(udp, uint8(FlagNeedsCsum), uint8(GSOUDPL4), uint16(500), uint16(20), uint16(6), uint16(0x03))
+	f.Add(udp, uint8(FlagNeedsCsum), uint8(GSOUDPL4), uint16(1200), uint16(20), uint16(6), uint16(0xf5))
+	f.Add(tcp, uint8(FlagNeedsCsum), uint8(GSOTCPv6), uint16(1400), uint16(48), uint16(0x89), uint16(0x2f9))
+	f.Fuzz(func(t *testing.T, pkt []byte, flags, typ uint8, gsoSize, csumStart, csumOffset, shape uint16) {
 		h := Header{Flags: flags, GSOType: typ, GSOSize: gsoSize, CsumStart: csumStart, CsumOffset: csumOffset}
 		n, _, serr := Segments(pkt, h)
 		emitted := 0
@@ -32,7 +38,138 @@ func FuzzSplit(f *testing.F) {
 		if err == nil && serr == nil && emitted > n {
 			t.Fatalf("Split emitted %d packets, Segments said %d", emitted, n)
 		}
+		splitWellFormed(t, pkt, gsoSize, byte(csumOffset), shape)
 	})
+}
+
+// splitWellFormed is FuzzSplit's second half.
+func splitWellFormed(t *testing.T, payload []byte, mss uint16, tcpFlags byte, shape uint16) {
+	v6, proto := shape&1 != 0, byte(protoTCP)
+	if shape&2 != 0 {
+		proto = protoUDP
+	}
+	src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+	hop := netip.MustParseAddr("10.9.9.9")
+	if v6 {
+		src, dst = netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2")
+		hop = netip.MustParseAddr("fd00:9::9")
+	}
+	final, hdrDst := dst, dst
+	var exts []ext
+	if !v6 {
+		switch shape >> 2 & 3 {
+		case 1:
+			exts = append(exts, nops(4*int(shape>>10&7+1)))
+		case 2:
+			var e ext
+			e, final = sourceRoute(hop, dst)
+			exts, hdrDst = append(exts, e), hop
+		case 3:
+			exts = append(exts, nops(40))
+		}
+	} else {
+		if shape&4 != 0 {
+			exts = append(exts, hopByHop(8*int(shape>>10&3+1)))
+		}
+		if shape&8 != 0 {
+			exts = append(exts, dstOpts(8*int(shape>>12&3+1)))
+		}
+		if rt := shape >> 4 & 3; rt != 0 {
+			var e ext
+			switch rt {
+			case 1:
+				e, final = routing(0, hop, dst)
+				hdrDst = hop
+			case 2:
+				e, final = routing(2, dst)
+			case 3:
+				e, final = routing(4, dst, hop)
+				hdrDst = hop
+			}
+			exts = append(exts, e)
+		}
+		if shape&0x40 != 0 {
+			exts = append(exts, dstOpts(8))
+		}
+	}
+	if mss == 0 {
+		mss = 1
+	}
+	hl := 20
+	for _, e := range exts {
+		hl += len(e.data)
+	}
+	if v6 {
+		hl += 20
+	}
+	if proto == protoTCP {
+		hl += 20
+	} else {
+		hl += 8
+	}
+	if len(payload) == 0 || hl+len(payload) > 0xffff || int(mss)+hl > 0xffff {
+		return
+	}
+	super, h := superPacket(src, hdrDst, final, exts, proto, payload, int(mss))
+	l4 := int(h.CsumStart)
+	if proto == protoTCP {
+		super[l4+13] = tcpFlags | tcpACK
+		if tcpFlags&tcpCWR != 0 {
+			h.GSOType |= GSOECN
+		}
+	}
+	if shape&0x80 != 0 && final == hdrDst { // no partial sum: Split computes one
+		h.Flags = 0
+		binary.BigEndian.PutUint16(super[l4+csumOffsetOf(proto):], shape)
+	}
+	n, maxSize, err := Segments(super, h)
+	if err != nil {
+		t.Fatalf("Segments of a well-formed super-packet: %v", err)
+	}
+	var segs [][]byte
+	err = Split(bytes.Clone(super), h, func(size int) []byte {
+		if size > maxSize {
+			t.Fatalf("segment of %d bytes, Segments said at most %d", size, maxSize)
+		}
+		b := make([]byte, size)
+		segs = append(segs, b)
+		return b
+	})
+	if err != nil || len(segs) != n {
+		t.Fatalf("Split of a well-formed super-packet: %d segments of %d (%v)", len(segs), n, err)
+	}
+	var got []byte
+	hdrLen := l4 + 8
+	if proto == protoTCP {
+		hdrLen = l4 + 20
+	}
+	for i, seg := range segs {
+		if err := checkSegment(seg, l4, proto, src, final); err != nil {
+			t.Fatalf("segment %d of %d: %v", i, n, err)
+		}
+		if !bytes.Equal(seg[20:l4], super[20:l4]) {
+			t.Fatalf("segment %d: options or extension headers changed", i)
+		}
+		if proto == protoTCP {
+			if seq := binary.BigEndian.Uint32(seg[l4+4:]); seq != 1000+uint32(len(got)) {
+				t.Fatalf("segment %d: seq %d, want %d", i, seq, 1000+len(got))
+			}
+			f, want := seg[l4+13], super[l4+13]
+			if i < n-1 {
+				want &^= tcpFIN | tcpPSH
+			}
+			if i > 0 {
+				want &^= tcpCWR
+			}
+			if f != want {
+				t.Fatalf("segment %d of %d: flags %#x, want %#x", i, n, f, want)
+			}
+		}
+		got = append(got, seg[hdrLen:]...)
+	}
+	if !bytes.Equal(got, payload) {
+		t.Fatal("the segments do not add up to the payload")
+	}
 }
 
 // FuzzCoalesce builds runs of TCP segments from fuzzed fields: whatever TCPRun
