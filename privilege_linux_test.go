@@ -138,8 +138,9 @@ func becomeUnprivileged(t *testing.T, uid, gid int, groups []int) {
 		t.Fatal(err)
 	}
 	node := dir + "/tun"
-	if err := unix.Mknod(node, unix.S_IFCHR|0o666, int(unix.Mkdev(10, 200))); err == nil {
-		err = os.Chmod(node, 0o666)
+	err = unix.Mknod(node, unix.S_IFCHR|0o666, int(unix.Mkdev(10, 200)))
+	if err == nil {
+		err = os.Chmod(node, 0o666) // the umask took bits off
 	}
 	if err == nil {
 		err = unix.Mount(node, "/dev/net/tun", "", unix.MS_BIND, "")
@@ -148,7 +149,7 @@ func becomeUnprivileged(t *testing.T, uid, gid int, groups []int) {
 		t.Fatal(err)
 	}
 	unix.Unmount(dir, unix.MNT_DETACH) // the bind mount keeps the node
-	os.Remove(dir)                     // while still root: /tmp is sticky
+	os.Remove(dir)                     // now: once dropped, the user cannot remove root's dir
 	if err := syscall.Setgroups(groups); err != nil {
 		t.Fatal(err)
 	}
