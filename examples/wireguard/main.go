@@ -185,7 +185,10 @@ func configure(f *flags, stdin io.Reader, stderr io.Writer) (*config, error) {
 	if *f.peer == "" {
 		return nil, errors.New("the peer's public key is missing: give -peer KEY")
 	}
-	address := netip.MustParsePrefix(*f.address)
+	address, err := netip.ParsePrefix(*f.address)
+	if err != nil {
+		return nil, fmt.Errorf("-address %s: want the tunnel address with its prefix length, like 10.100.0.1/24", *f.address)
+	}
 	if *f.port < 0 || *f.port > 65535 {
 		return nil, fmt.Errorf("-port %d: want 0 to 65535", *f.port)
 	}

@@ -137,6 +137,7 @@ func TestParseArgs(t *testing.T) {
 		{[]string{"-peer", testPeer}, "-private-key-file"},
 		{[]string{"-private-key-file", keyFile}, "-peer"},
 		{[]string{"-private-key-file", keyFile, "-peer", badKey}, "invalid public key"},
+		{[]string{"-private-key-file", keyFile, "-peer", testPeer, "-address", "10.100.0.1"}, "prefix length, like 10.100.0.1/24"},
 		{[]string{"-private-key-file", keyFile, "-peer", testPeer, "-allowed-ips", "10.100.0.2"}, "-allowed-ips"},
 		{[]string{"-private-key-file", keyFile, "-peer", testPeer, "-endpoint", "192.0.2.2"}, "-endpoint"},
 		{[]string{"-private-key-file", keyFile, "-peer", testPeer, "-port", "70000"}, "-port"},
