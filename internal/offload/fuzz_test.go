@@ -172,68 +172,87 @@ func splitWellFormed(t *testing.T, payload []byte, mss uint16, tcpFlags byte, sh
 	}
 }
 
-// FuzzCoalesce builds runs of TCP segments from fuzzed fields: whatever TCPRun
-// accepts, CoalesceTCP and Split must turn back into the same payload.
+// FuzzCoalesce builds a run of TCP segments or UDP datagrams of one flow from fuzzed
+// fields, then changes bytes of their headers (or payload) as edits says, with or
+// without making their checksums right again. Whatever run TCPRun or UDPRun accepts
+// must hold only packets whose checksums verify, and CoalesceTCP or CoalesceUDP and
+// Split must give those packets back unchanged: then the kernel's segmentation, which
+// gives each segment the super-packet's headers, does too.
 func FuzzCoalesce(f *testing.F) {
-	f.Add(uint32(1), uint16(1000), uint8(5), uint16(300), byte(tcpACK), false)
-	f.Add(uint32(0xfffffff0), uint16(1448), uint8(3), uint16(1448), byte(tcpACK|tcpPSH), true)
-	f.Fuzz(func(t *testing.T, seq uint32, mss uint16, count uint8, last uint16, lastFlags byte, v6 bool) {
+	f.Add(uint32(1), uint16(1000), uint8(5), uint16(300), byte(tcpACK), uint8(0), []byte{})
+	f.Add(uint32(0xfffffff0), uint16(1448), uint8(3), uint16(1448), byte(tcpACK|tcpPSH), uint8(1), []byte{})
+	f.Add(uint32(7), uint16(1200), uint8(4), uint16(1200), byte(tcpACK), uint8(2), []byte{})
+	f.Add(uint32(7), uint16(1200), uint8(4), uint16(100), byte(tcpACK), uint8(3), []byte{})
+	f.Add(uint32(7), uint16(500), uint8(4), uint16(500), byte(tcpACK), uint8(0), []byte{1, 44, 8, 0})    // payload bit, checksum not redone
+	f.Add(uint32(7), uint16(500), uint8(4), uint16(500), byte(tcpACK), uint8(0), []byte{1, 32, 1, 1})    // AccECN AE bit
+	f.Add(uint32(7), uint16(500), uint8(4), uint16(500), byte(tcpACK), uint8(0), []byte{2, 6, 0x80, 1})  // IPv4 reserved bit
+	f.Add(uint32(7), uint16(500), uint8(4), uint16(500), byte(tcpACK), uint8(2), []byte{1, 10, 1, 0})    // IPv4 header checksum
+	f.Add(uint32(7), uint16(500), uint8(4), uint16(500), byte(tcpACK), uint8(3), []byte{1, 46, 0xff, 0}) // UDP checksum
+	f.Fuzz(func(t *testing.T, seq uint32, mss uint16, count uint8, last uint16, lastFlags byte, shape uint8, edits []byte) {
 		if mss == 0 || mss > 9000 || count < 2 || count > 40 {
 			return
+		}
+		v6, proto := shape&1 != 0, byte(protoTCP)
+		if shape&2 != 0 {
+			proto = protoUDP
 		}
 		src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
 		if v6 {
 			src, dst = netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2")
 		}
-		var segs [][]byte
-		var payload []byte
+		var pkts [][]byte
 		for i := 0; i < int(count); i++ {
 			size, flags := int(mss), byte(tcpACK)
 			if i == int(count)-1 {
 				size, flags = int(last)%9000, lastFlags
 			}
 			data := bytes.Repeat([]byte{byte(i)}, size)
-			segs = append(segs, packet.IP(src, dst, packet.ProtoTCP, tcpSegment(seq+uint32(i)*uint32(mss), flags, data)))
-		}
-		k := TCPRun(segs)
-		if k < 1 || k > len(segs) {
-			t.Fatalf("TCPRun = %d of %d", k, len(segs))
-		}
-		if k == 1 {
-			return
-		}
-		hl := 40
-		if v6 {
-			hl = 60
-		}
-		for _, s := range segs[:k] {
-			payload = append(payload, s[hl:]...)
-		}
-		hdr, buf := make([]byte, HeaderLen), make([]byte, MaxCoalesced)
-		n := CoalesceTCP(segs[:k], hdr, buf)
-		parts := 0
-		err := Split(bytes.Clone(buf[:n]), ParseHeader(hdr), func(size int) []byte {
-			parts++
-			return make([]byte, size)
-		})
-		if err != nil {
-			t.Fatalf("Split of a coalesced packet: %v", err)
-		}
-		if parts != k {
-			t.Fatalf("coalesced %d segments, split into %d", k, parts)
+			p, off := ipPacket(src, dst, uint16(shape)<<8+uint16(i), proto, nil, l4Header(proto, seq+uint32(i)*uint32(mss), flags, data))
+			if shape&4 != 0 && !v6 {
+				p[6] = 0 // DF clear
+				binary.BigEndian.PutUint16(p[10:], 0)
+				binary.BigEndian.PutUint16(p[10:], Checksum(p[:20], 0))
+			}
+			withChecksum(p, off, proto, src, dst)
+			pkts = append(pkts, p)
 		}
 		ipLen := 20
 		if v6 {
 			ipLen = 40
 		}
-		if total := n - ipLen - 20; total != len(payload) {
-			t.Fatalf("coalesced payload %d bytes, segments carried %d", total, len(payload))
+		hl := ipLen + 8
+		if proto == protoTCP {
+			hl = ipLen + 20
 		}
-		if !bytes.Equal(buf[ipLen+20:n], payload) {
-			t.Fatal("coalesced payload differs from the segments'")
+		for ; len(edits) >= 4; edits = edits[4:] {
+			p := pkts[int(edits[0])%len(pkts)]
+			i := int(edits[1]) % min(len(p), hl+8)
+			x := edits[2]
+			if x == 0 {
+				x = 1
+			}
+			p[i] ^= x
+			if edits[3]&1 != 0 && p[0]>>4 == pkts[0][0]>>4 && ipHdr(p) < len(p)-csumOffsetOf(proto)-2 {
+				refresh(p)
+			}
 		}
-		if seq0 := binary.BigEndian.Uint32(buf[ipLen+4:]); seq0 != seq {
-			t.Fatalf("coalesced seq %d, want %d", seq0, seq)
+		run := TCPRun
+		if proto == protoUDP {
+			run = UDPRun
 		}
+		k := run(pkts)
+		if k < 1 || k > len(pkts) {
+			t.Fatalf("run of %d of %d", k, len(pkts))
+		}
+		if k == 1 {
+			return
+		}
+		for i, p := range pkts[:k] {
+			src, dst := ipAddrs(p)
+			if err := checkSegment(p, ipLen, proto, src, dst); err != nil {
+				t.Fatalf("packet %d of a run of %d: %v", i, k, err)
+			}
+		}
+		roundTrip(t, "fuzzed run", pkts[:k], proto)
 	})
 }

@@ -227,9 +227,11 @@ const (
 // pseudoHeaderSum is the unfolded sum of the IPv4 or IPv6 pseudo-header of pkt for
 // protocol proto, without the L4 length, taking the addresses from the IP header.
 func pseudoHeaderSum(pkt []byte, proto byte) uint64 {
-	addrs := pkt[8:40]
+	var addrs []byte
 	if pkt[0]>>4 == 4 {
 		addrs = pkt[12:20]
+	} else {
+		addrs = pkt[8:40]
 	}
 	sum := uint64(proto)
 	for i := 0; i < len(addrs); i += 4 {
