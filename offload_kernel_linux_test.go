@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"net/netip"
 	"os"
 	"strconv"
 	"strings"
@@ -21,6 +22,7 @@ import (
 
 	"go.wintun.dev/wintun"
 	"go.wintun.dev/wintun/internal/netns"
+	"go.wintun.dev/wintun/internal/packet"
 
 	"golang.org/x/sys/unix"
 )
@@ -343,4 +345,216 @@ func udpSegment(size uint16) []byte {
 	h.SetLen(unix.CmsgLen(2))
 	binary.NativeEndian.PutUint16(b[unix.CmsgLen(0):], size)
 	return b
+}
+
+// corruptCase is a bundle of packets of one flow, written at once, some of them
+// corrupt, and what the kernel must make of them with or without coalescing.
+type corruptCase struct {
+	name      string
+	v6, tcp   bool
+	change    func(i int, p []byte) // alters packet i after its checksums are set
+	delivered int                   // UDP datagrams the socket gets
+	counter   string                // a kernel counter, and how much it must grow
+	grows     int64
+	coalesces bool // a valid run: with coalescing on, it is written as a super-packet
+}
+
+// TestCorruptPacketsCoalescingOnAndOff writes bundles of packets of one flow, some
+// with corrupt checksums, into a session with coalescing on (as the environment
+// allows) and off: the kernel must drop the same packets, count the same checksum
+// errors and deliver the same datagrams either way, as it does with packets written
+// one by one. A super-packet's partial checksum is trusted by the kernel, so a corrupt
+// packet that joined one would be delivered.
+func TestCorruptPacketsCoalescingOnAndOff(t *testing.T) {
+	const n = 40
+	badL4 := func(_ int, p []byte) { p[len(p)-1] ^= 0x40 }
+	badIPv4 := func(_ int, p []byte) { p[10] ^= 0x01 }
+	cases := []corruptCase{
+		{name: "UDP, valid", delivered: n, coalesces: true},
+		{name: "UDP, bad checksums", change: badL4, counter: "Udp:InCsumErrors", grows: n},
+		{name: "UDP over IPv6, bad checksums", v6: true, change: badL4, counter: "Udp6InCsumErrors", grows: n},
+		{name: "UDP, bad IPv4 header checksums", change: badIPv4, counter: "IpExt:InCsumErrors", grows: n},
+		{name: "UDP, every other checksum bad", change: func(i int, p []byte) {
+			if i%2 == 1 {
+				badL4(i, p)
+			}
+		}, delivered: n / 2, counter: "Udp:InCsumErrors", grows: n / 2},
+		{name: "UDP, the first checksum bad", change: func(i int, p []byte) {
+			if i == 0 {
+				badL4(i, p)
+			}
+		}, delivered: n - 1, counter: "Udp:InCsumErrors", grows: 1},
+		{name: "UDP, no checksum (zero)", change: func(_ int, p []byte) { p[26], p[27] = 0, 0 }, delivered: n},
+		{name: "TCP, valid", tcp: true, counter: "Tcp:InCsumErrors", coalesces: true},
+		{name: "TCP, bad checksums", tcp: true, change: badL4, counter: "Tcp:InCsumErrors", grows: n},
+		{name: "TCP over IPv6, bad checksums", tcp: true, v6: true, change: badL4, counter: "Tcp:InCsumErrors", grows: n},
+		{name: "TCP, bad IPv4 header checksums", tcp: true, change: badIPv4, counter: "IpExt:InCsumErrors", grows: n},
+	}
+	for _, mode := range []struct {
+		name string
+		opts []wintun.SessionOption
+	}{
+		{"coalescing", nil},
+		{"no coalescing", []wintun.SessionOption{wintun.WithCoalescing(false, false)}},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			ns := netns.ForTest(t)
+			a, s := nsAdapterWith(t, ns, "wtbad", 0x100000, mode.opts, "10.235.0.1/24", "fd00:235::1/64")
+			rc4 := udpSocket(t, ns, "10.235.0.1:7501", "")
+			rc6 := udpSocket(t, ns, "[fd00:235::1]:7501", "")
+			for k, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					rc := rc4
+					if c.v6 {
+						rc = rc6
+					}
+					supers := a.Stats().SentSuperPackets
+					before := allCounters(t, ns)
+					writeBundle(t, s, c, k, n)
+					delivered := 0
+					if c.tcp {
+						sentinelTCP(t, s, k)
+					} else {
+						delivered = sentinelUDP(t, s, rc, k, c.v6)
+					}
+					var grown int64
+					if c.counter != "" {
+						// Every packet is counted by the time the sentinel is answered: the
+						// kernel processes a tun write before the write returns. The
+						// counters are read again for a while all the same, to fail on a
+						// count that is wrong rather than late.
+						for deadline := time.Now().Add(time.Second); ; time.Sleep(10 * time.Millisecond) {
+							grown = allCounters(t, ns)[c.counter] - before[c.counter]
+							if grown >= c.grows || time.Now().After(deadline) {
+								break
+							}
+						}
+					}
+					if delivered != c.delivered {
+						t.Errorf("%d of %d datagrams delivered, want %d", delivered, n, c.delivered)
+					}
+					if grown != c.grows {
+						t.Errorf("%s grew by %d, want %d", c.counter, grown, c.grows)
+					}
+					coalescing := mode.opts == nil && os.Getenv("WINTUN_OFFLOAD") != "0" &&
+						os.Getenv("WINTUN_COALESCE_UDP") != "0" && os.Getenv("WINTUN_COALESCE_TCP") != "0"
+					if c.coalesces && coalescing && a.Stats().SentSuperPackets == supers {
+						t.Errorf("a valid run was not coalesced: the test would not exercise coalescing; stats %+v", a.Stats())
+					}
+				})
+			}
+		})
+	}
+}
+
+// allCounters returns the counters of snmp, snmp6 and netstat in ns.
+func allCounters(t *testing.T, ns *netns.NS) map[string]int64 {
+	t.Helper()
+	m := counters(t, ns, "snmp")
+	for _, f := range []string{"snmp6", "netstat"} {
+		for k, v := range counters(t, ns, f) {
+			m[k] = v
+		}
+	}
+	return m
+}
+
+// writeBundle commits the n packets of case c (number k) in one bundle: UDP datagrams
+// of 1000 bytes to port 7501, or TCP segments of 1000 bytes to the closed port 7502,
+// from the session's side of the adapter (10.235.0.2, fd00:235::2), with DF set and
+// IPv4 IDs counting up, as a sender's kernel makes them.
+func writeBundle(t *testing.T, s *wintun.Session, c corruptCase, k, n int) {
+	t.Helper()
+	src, dst := netip.MustParseAddr("10.235.0.2"), netip.MustParseAddr("10.235.0.1")
+	if c.v6 {
+		src, dst = netip.MustParseAddr("fd00:235::2"), netip.MustParseAddr("fd00:235::1")
+	}
+	pkts := make([][]byte, n)
+	sizes := make([]int, n)
+	for i := range pkts {
+		data := make([]byte, 1000)
+		data[0], data[1] = byte(k), byte(i)
+		var p []byte
+		if c.tcp {
+			h := make([]byte, 20, 20+len(data))
+			binary.BigEndian.PutUint16(h[0:], 40000+uint16(k))
+			binary.BigEndian.PutUint16(h[2:], 7502)
+			binary.BigEndian.PutUint32(h[4:], uint32(1+i*len(data)))
+			binary.BigEndian.PutUint32(h[8:], 1)
+			h[12], h[13] = 5<<4, 0x10 // ACK
+			binary.BigEndian.PutUint16(h[14:], 1000)
+			p = packet.IP(src, dst, packet.ProtoTCP, append(h, data...))
+		} else {
+			u := make([]byte, 8, 8+len(data))
+			binary.BigEndian.PutUint16(u[0:], 40000+uint16(k))
+			binary.BigEndian.PutUint16(u[2:], 7501)
+			binary.BigEndian.PutUint16(u[4:], uint16(8+len(data)))
+			p = packet.IP(src, dst, packet.ProtoUDP, append(u, data...))
+		}
+		if src.Is4() {
+			p[6] = 0x40 // DF
+			binary.BigEndian.PutUint16(p[4:], uint16(100+i))
+			binary.BigEndian.PutUint16(p[10:], 0)
+			binary.BigEndian.PutUint16(p[10:], packet.Checksum(p[:20], 0))
+		}
+		if c.change != nil {
+			c.change(i, p)
+		}
+		pkts[i], sizes[i] = p, len(p)
+	}
+	out := make([][]byte, n)
+	if m, err := s.AllocateSendPackets(sizes, out); m != n || err != nil {
+		t.Fatalf("AllocateSendPackets = %d, %v", m, err)
+	}
+	for i := range out {
+		copy(out[i], pkts[i])
+	}
+	s.SendPackets(out)
+}
+
+// sentinelUDP sends a valid datagram of another flow after the bundle of case k and
+// returns how many of the bundle's datagrams rc receives before it.
+func sentinelUDP(t *testing.T, s *wintun.Session, rc *net.UDPConn, k int, v6 bool) int {
+	t.Helper()
+	src, dst := netip.MustParseAddr("10.235.0.2"), netip.MustParseAddr("10.235.0.1")
+	if v6 {
+		src, dst = netip.MustParseAddr("fd00:235::2"), netip.MustParseAddr("fd00:235::1")
+	}
+	u := []byte{0, 0, 0x1d, 0x4d, 0, 16, 0, 0, 's', 'e', 'n', 't', 'i', 'n', 'e', 'l'} // to port 7501
+	binary.BigEndian.PutUint16(u[0:], 41000+uint16(k))
+	send(t, s, packet.IP(src, dst, packet.ProtoUDP, u))
+	delivered := 0
+	buf := make([]byte, 2000)
+	for {
+		rc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		m, err := rc.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d datagrams: %v", delivered, err)
+		}
+		if string(buf[:m]) == "sentinel" {
+			return delivered
+		}
+		if m == 1000 && buf[0] == byte(k) {
+			delivered++
+		}
+	}
+}
+
+// sentinelTCP sends a SYN to the closed port 7502 after the bundle of case k and waits
+// for the kernel's RST: the kernel has then processed every packet written before.
+func sentinelTCP(t *testing.T, s *wintun.Session, k int) {
+	t.Helper()
+	src, dst := netip.MustParseAddr("10.235.0.2"), netip.MustParseAddr("10.235.0.1")
+	port := 41000 + uint16(k)
+	h := make([]byte, 20)
+	binary.BigEndian.PutUint16(h[0:], port)
+	binary.BigEndian.PutUint16(h[2:], 7502)
+	binary.BigEndian.PutUint32(h[4:], 77)
+	h[12], h[13] = 5<<4, 0x02 // SYN
+	binary.BigEndian.PutUint16(h[14:], 1000)
+	send(t, s, packet.IP(src, dst, packet.ProtoTCP, h))
+	receive(t, s, 10*time.Second, func(in packet.Info) bool {
+		return in.Proto == packet.ProtoTCP && len(in.Payload) >= 20 &&
+			binary.BigEndian.Uint16(in.Payload[2:]) == port && in.Payload[13]&0x04 != 0
+	})
 }
