@@ -38,6 +38,9 @@ func FuzzSplit(f *testing.F) {
 		if err == nil && serr == nil && emitted > n {
 			t.Fatalf("Split emitted %d packets, Segments said %d", emitted, n)
 		}
+		if got, want := Checksum(pkt, uint64(csumStart)), packet.Checksum(pkt, uint32(csumStart)); got != want {
+			t.Fatalf("Checksum = %#04x, internal/packet's = %#04x", got, want)
+		}
 		splitWellFormed(t, pkt, gsoSize, byte(csumOffset), shape)
 	})
 }

@@ -7,6 +7,7 @@ package offload
 import (
 	"encoding/binary"
 	"errors"
+	"math/bits"
 )
 
 // HeaderLen is the size of struct virtio_net_hdr.
@@ -241,25 +242,45 @@ func pseudoHeaderSum(pkt []byte, proto byte) uint64 {
 }
 
 // Checksum is the Internet checksum of b added to the unfolded partial sum sum.
+//
+// A ones' complement sum does not depend on byte order (RFC 1071), so b is summed as
+// little-endian 64-bit words with the carries added back, which takes an eighth of
+// the additions of a 16-bit loop and no byte swaps; the folded result's two bytes are
+// swapped once at the end.
 func Checksum(b []byte, sum uint64) uint16 {
-	for len(b) >= 32 {
-		sum += uint64(binary.BigEndian.Uint32(b[0:])) + uint64(binary.BigEndian.Uint32(b[4:])) +
-			uint64(binary.BigEndian.Uint32(b[8:])) + uint64(binary.BigEndian.Uint32(b[12:])) +
-			uint64(binary.BigEndian.Uint32(b[16:])) + uint64(binary.BigEndian.Uint32(b[20:])) +
-			uint64(binary.BigEndian.Uint32(b[24:])) + uint64(binary.BigEndian.Uint32(b[28:]))
-		b = b[32:]
+	var s, c uint64
+	for len(b) >= 64 {
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[0:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[8:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[16:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[24:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[32:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[40:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[48:]), c)
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b[56:]), c)
+		b = b[64:]
 	}
-	for len(b) >= 4 {
-		sum += uint64(binary.BigEndian.Uint32(b))
+	for len(b) >= 8 {
+		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b), c)
+		b = b[8:]
+	}
+	// Fold the 64-bit sum and its last carry into 32 bits before the short tail.
+	s = s>>32 + s&0xffffffff + c
+	if len(b) >= 4 {
+		s += uint64(binary.LittleEndian.Uint32(b))
 		b = b[4:]
 	}
 	if len(b) >= 2 {
-		sum += uint64(binary.BigEndian.Uint16(b))
+		s += uint64(binary.LittleEndian.Uint16(b))
 		b = b[2:]
 	}
 	if len(b) == 1 {
-		sum += uint64(b[0]) << 8
+		s += uint64(b[0]) // the high byte of a big-endian word is the low byte here
 	}
+	for s > 0xffff {
+		s = s>>16 + s&0xffff
+	}
+	sum += uint64(bits.ReverseBytes16(uint16(s)))
 	for sum > 0xffff {
 		sum = sum>>16 + sum&0xffff
 	}

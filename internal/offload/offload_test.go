@@ -385,3 +385,35 @@ func TestSplitWithoutPartialChecksum(t *testing.T) {
 		}
 	}
 }
+
+// TestChecksum compares Checksum with internal/packet's plain one over every length and
+// alignment up to 300 bytes and a few initial sums.
+func TestChecksum(t *testing.T) {
+	buf := make([]byte, 400)
+	for i := range buf {
+		buf[i] = byte(i*167 + i>>3)
+	}
+	buf[100], buf[101], buf[102] = 0xff, 0xff, 0xff
+	for off := 0; off < 9; off++ {
+		for n := 0; n <= 300; n++ {
+			for _, sum := range []uint32{0, 1, 0xffff, 0x1fffe, 0x7fffffff} {
+				b := buf[off : off+n]
+				if got, want := Checksum(b, uint64(sum)), packet.Checksum(b, sum); got != want {
+					t.Fatalf("Checksum of %d bytes at %d from %#x = %#04x, want %#04x", n, off, sum, got, want)
+				}
+			}
+		}
+	}
+	ones := bytes.Repeat([]byte{0xff}, 70000)
+	if got, want := Checksum(ones, 0xffffffff), packet.Checksum(ones, 0); got != want && got^want != 0xffff {
+		t.Fatalf("Checksum of all ones = %#04x, want %#04x", got, want)
+	}
+}
+
+func BenchmarkChecksum(b *testing.B) {
+	buf := make([]byte, 1500)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		Checksum(buf, 0)
+	}
+}
