@@ -49,14 +49,18 @@ func ipInfo(p []byte, proto byte) int {
 	return 0
 }
 
+// ipv4DF is the IPv4 header's don't-fragment flag, in its 16-bit flags and offset.
 const ipv4DF = 0x4000
+
+// df reports whether the IPv4 packet p has DF set.
+func df(p []byte) bool { return binary.BigEndian.Uint16(p[6:])&ipv4DF != 0 }
 
 // sameIP reports whether the IP header of q matches first's as GRO requires: for IPv4
 // the TOS, DF, TTL and addresses (the ID is ipIDs' business); for IPv6 the traffic
 // class, flow label, hop limit and addresses. Protocols and lengths are ipInfo's.
 func sameIP(q, first []byte, ipLen int) bool {
 	if ipLen == 20 {
-		return q[1] == first[1] && q[6]&0x40 == first[6]&0x40 && q[8] == first[8] && bytes.Equal(q[12:20], first[12:20])
+		return q[1] == first[1] && df(q) == df(first) && q[8] == first[8] && bytes.Equal(q[12:20], first[12:20])
 	}
 	return bytes.Equal(q[0:4], first[0:4]) && q[7] == first[7] && bytes.Equal(q[8:40], first[8:40])
 }
@@ -76,7 +80,7 @@ func (r *ipIDs) follows(q, first []byte, n int) bool {
 	}
 	d := binary.BigEndian.Uint16(q[4:]) - binary.BigEndian.Uint16(first[4:])
 	if n == 1 {
-		r.fixed = d == 0 && first[6]&0x40 != 0
+		r.fixed = d == 0 && df(first)
 	}
 	if r.fixed {
 		return d == 0
