@@ -52,6 +52,9 @@ var ErrMalformed = errors.New("offload: malformed super-packet")
 
 // Segments returns how many packets Split makes of pkt, and the size of the largest.
 func Segments(pkt []byte, h Header) (n, maxSize int, err error) {
+	if len(pkt) == 0 {
+		return 0, 0, ErrMalformed
+	}
 	if h.GSOType&^GSOECN == GSONone {
 		return 1, len(pkt), nil
 	}
@@ -115,6 +118,9 @@ func headers(pkt []byte, h Header) (hdrLen, l4 int, proto byte, err error) {
 // drop that packet. A packet that is not a super-packet is emitted once, with its
 // partial checksum completed if the header says so. pkt may be modified.
 func Split(pkt []byte, h Header, emit func(size int) []byte) error {
+	if len(pkt) == 0 {
+		return ErrMalformed // not a packet
+	}
 	if h.GSOType&^GSOECN == GSONone {
 		if h.Flags&FlagNeedsCsum != 0 {
 			if err := CompleteChecksum(pkt, h); err != nil {
