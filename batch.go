@@ -20,6 +20,7 @@ func (c *ringReader) receiveBatch(packets [][]byte) (int, error) {
 			return n, err
 		}
 		packets[n] = c.r.packet(c.head, size)
+		c.held.hold(c.r, c.head)
 		c.head = after
 		c.pending++
 		n++
@@ -64,6 +65,7 @@ func (w *ringWriter) allocateBatch(sizes []int, packets [][]byte) (int, error) {
 		free -= asize
 		*w.r.size(w.tail) = uint32(size) | recordFlag
 		packets[n] = w.r.packet(w.tail, uint32(size))
+		w.held.hold(w.r, w.tail)
 		w.tail = w.r.wrap(w.tail + asize)
 		w.pending++
 	}

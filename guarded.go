@@ -38,13 +38,13 @@ type guardedSession struct {
 	endOnce sync.Once
 
 	heldMu    sync.Mutex
-	received  map[*byte]struct{} // packets received and not yet released
-	allocated map[*byte][]byte   // packets allocated and not yet sent, at full size
+	received  map[*byte][]byte // packets received and not yet released
+	allocated map[*byte][]byte // packets allocated and not yet sent
 }
 
 func newGuardedSession(b ringBinding, adapter string, st *stats, capture Capture, fatal func()) *guardedSession {
 	return &guardedSession{adapter: adapter, stats: st, capture: capture, fatal: fatal, b: b,
-		received: map[*byte]struct{}{}, allocated: map[*byte][]byte{}}
+		received: map[*byte][]byte{}, allocated: map[*byte][]byte{}}
 }
 
 // end ends the session once: calls starting from now on return ErrSessionEnded,
@@ -85,7 +85,7 @@ func (g *guardedSession) receive() ([]byte, error) {
 		return nil, g.failed("receive packet", err)
 	}
 	g.heldMu.Lock()
-	g.received[unsafe.SliceData(p)] = struct{}{}
+	g.received[unsafe.SliceData(p)] = p
 	g.heldMu.Unlock()
 	g.stats.rxPackets.Add(1)
 	g.stats.rxBytes.Add(uint64(len(p)))
@@ -150,17 +150,19 @@ func (g *guardedSession) send(packet []byte) {
 	g.b.SendPacket(full)
 }
 
-// takeHeld removes packet, found by its first byte, from held (received or allocated)
-// and returns what was recorded for it; ok is false for a slice that is not a held
-// packet of this session.
-func takeHeld[V any](g *guardedSession, held map[*byte]V, packet []byte) (v V, ok bool) {
+// takeHeld removes packet from held and returns the slice handed out, if packet is
+// exactly that slice: the same start and length.
+func takeHeld(g *guardedSession, held map[*byte][]byte, packet []byte) (full []byte, ok bool) {
 	ptr := unsafe.SliceData(packet)
 	if ptr == nil {
-		return v, false
+		return nil, false
 	}
 	g.heldMu.Lock()
 	defer g.heldMu.Unlock()
-	v, ok = held[ptr]
+	full, ok = held[ptr]
+	if !ok || len(full) != len(packet) {
+		return nil, false
+	}
 	delete(held, ptr)
-	return v, ok
+	return full, true
 }

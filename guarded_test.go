@@ -118,8 +118,12 @@ func TestGuardedSessionCalls(t *testing.T) {
 	g.release(nil)
 	g.release([]byte{})
 	g.release(p1[1:]) // not the start of a packet
-	g.release(p2[:5]) // shortened: still the packet
-	g.release(p2)     // twice
+	g.release(p2[:5]) // shortened: not the slice handed out
+	if len(f.released) != 0 {
+		t.Fatal("a shortened slice released its packet")
+	}
+	g.release(p2)
+	g.release(p2) // twice
 	g.release(p1)
 	if len(f.released) != 2 {
 		t.Fatalf("%d releases reached the binding, want 2", len(f.released))
@@ -130,8 +134,12 @@ func TestGuardedSessionCalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	copy(out, ipv4(28))
-	g.send(out[:10]) // the whole allocated packet is committed
-	g.send(out)      // twice: ignored
+	g.send(out[:10]) // shortened: not the slice handed out
+	if len(f.sent) != 0 {
+		t.Fatal("a shortened slice committed its packet")
+	}
+	g.send(out)
+	g.send(out) // twice: ignored
 	g.send(nil)
 	bad, _ := g.allocate(8)
 	g.send(bad) // not IP: committed, counted as a discard

@@ -46,6 +46,23 @@ func newRing(capacity uint32) *ring {
 	return &ring{capacity: capacity, mem: unsafe.Slice((*byte)(unsafe.Pointer(&words[0])), n)}
 }
 
+// heldRecords has a bit per 4-byte slot of a ring, set at the offset of each record
+// handed to the application (received, or allocated) and not yet given back, so that
+// only a slice that starts exactly at such a record can give it back: a sub-slice
+// whose bytes happen to read like a record's size cannot.
+type heldRecords []uint64
+
+func (h *heldRecords) hold(r *ring, off uint32) {
+	if *h == nil {
+		*h = make(heldRecords, r.capacity/(recordHeader*64))
+	}
+	(*h)[off/256] |= 1 << (off / 4 % 64)
+}
+
+func (h heldRecords) isHeld(off uint32) bool { return h != nil && h[off/256]&(1<<(off/4%64)) != 0 }
+
+func (h heldRecords) unhold(off uint32) { h[off/256] &^= 1 << (off / 4 % 64) }
+
 func (r *ring) head() *uint32     { return (*uint32)(unsafe.Pointer(&r.mem[0])) }
 func (r *ring) tail() *uint32     { return (*uint32)(unsafe.Pointer(&r.mem[4])) }
 func (r *ring) alertable() *int32 { return (*int32)(unsafe.Pointer(&r.mem[8])) }
@@ -121,6 +138,7 @@ type ringReader struct {
 	head        uint32 // next record to hand out
 	headRelease uint32 // first record not released, as published in Head
 	pending     uint32 // records handed out and not yet passed by headRelease
+	held        heldRecords
 }
 
 func (c *ringReader) receive() ([]byte, error) {
@@ -132,6 +150,7 @@ func (c *ringReader) receive() ([]byte, error) {
 		return nil, err
 	}
 	p := c.r.packet(c.head, size)
+	c.held.hold(c.r, c.head)
 	c.head = after
 	c.pending++
 	return p, nil
@@ -157,13 +176,14 @@ func (c *ringReader) release(p []byte) bool {
 
 // markReleased sets the release bit of the held packet p at off; c.mu is held.
 func (c *ringReader) markReleased(off uint32, p []byte) bool {
-	if c.head >= c.r.capacity || c.r.wrap(off-c.headRelease) >= c.r.wrap(c.head-c.headRelease) {
+	if c.head >= c.r.capacity || c.r.wrap(off-c.headRelease) >= c.r.wrap(c.head-c.headRelease) || !c.held.isHeld(off) {
 		return false
 	}
 	sz := c.r.size(off)
 	if *sz&recordFlag != 0 || *sz != uint32(len(p)) {
 		return false
 	}
+	c.held.unhold(off)
 	*sz |= recordFlag
 	return true
 }
@@ -190,6 +210,7 @@ type ringWriter struct {
 	tail        uint32 // next free byte
 	tailRelease uint32 // first record not committed, as published in Tail
 	pending     uint32 // records allocated and not yet passed by tailRelease
+	held        heldRecords
 }
 
 func (w *ringWriter) allocate(size int) ([]byte, error) {
@@ -207,6 +228,7 @@ func (w *ringWriter) allocate(size int) ([]byte, error) {
 	}
 	*w.r.size(w.tail) = uint32(size) | recordFlag
 	p := w.r.packet(w.tail, uint32(size))
+	w.held.hold(w.r, w.tail)
 	w.tail = w.r.wrap(w.tail + asize)
 	w.pending++
 	return p, nil
@@ -232,13 +254,14 @@ func (w *ringWriter) commit(p []byte) bool {
 
 // markCommitted clears the bit of the uncommitted packet p at off; w.mu is held.
 func (w *ringWriter) markCommitted(off uint32, p []byte) bool {
-	if w.tail >= w.r.capacity || w.r.wrap(off-w.tailRelease) >= w.r.wrap(w.tail-w.tailRelease) {
+	if w.tail >= w.r.capacity || w.r.wrap(off-w.tailRelease) >= w.r.wrap(w.tail-w.tailRelease) || !w.held.isHeld(off) {
 		return false
 	}
 	sz := w.r.size(off)
 	if *sz != uint32(len(p))|recordFlag {
 		return false
 	}
+	w.held.unhold(off)
 	*sz &^= recordFlag
 	return true
 }

@@ -222,6 +222,41 @@ func TestRingRefusesForeignSlices(t *testing.T) {
 	}
 }
 
+// TestRingRefusesSubSlices gives back a sub-slice of a packet whose bytes just before
+// it read like the size of a record of its length: only the exact slice handed out
+// may release or commit a packet, or bit 31 would be set inside packet data.
+func TestRingRefusesSubSlices(t *testing.T) {
+	_, w, rd := newPair(RingCapacityMin)
+	p := mustAllocate(t, w, 100)
+	binary.NativeEndian.PutUint32(p[16:], 80|recordFlag) // p[20:] looks uncommitted
+	if w.commit(p[20:]) {
+		t.Error("commit accepted a sub-slice that starts inside an allocated packet")
+	}
+	if !w.commit(p) {
+		t.Fatal("commit refused the packet itself")
+	}
+	q, err := rd.receive()
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.NativeEndian.PutUint32(q[16:], 80) // q[20:] looks held
+	if rd.release(q[20:]) {
+		t.Error("release accepted a sub-slice that starts inside a received packet")
+	}
+	if got := binary.NativeEndian.Uint32(q[16:]); got != 80 {
+		t.Errorf("packet data changed by a refused release: %#x", got)
+	}
+	if rd.releaseBatch([][]byte{q[20:]}) != 1 {
+		t.Error("releaseBatch accepted a sub-slice")
+	}
+	if !rd.release(q) {
+		t.Error("release refused the packet itself")
+	}
+	if rd.release(q) {
+		t.Error("a second release of the same packet was accepted")
+	}
+}
+
 func TestRingCorruption(t *testing.T) {
 	setup := func() (*ring, *ringReader) {
 		r, w, rd := newPair(RingCapacityMin)

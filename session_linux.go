@@ -305,8 +305,11 @@ func (s *Session) ReceivePacket() ([]byte, error) {
 
 // ReleaseReceivePacket gives back the ring space of a packet from ReceivePacket.
 // Packets may be released in any order; the space returns to the kernel side as soon
-// as every packet received before it is released too. A slice that is not a held
-// packet of this session is ignored (and logged).
+// as every packet received before it is released too. Only the exact slice that
+// ReceivePacket returned releases a packet: a slice that is not a held packet of this
+// session (a sub-slice, one already released) is ignored and logged. A stale slice of
+// a packet released earlier cannot be told from a new packet that the ring has since
+// placed at the same spot with the same length: releasing it twice releases that one.
 func (s *Session) ReleaseReceivePacket(packet []byte) {
 	if !s.rx.release(packet) && !s.ended.Load() {
 		logWarn("wintun: ReleaseReceivePacket: not a packet held from this session", "adapter", s.adapter.name)
@@ -329,8 +332,9 @@ func (s *Session) AllocateSendPacket(size int) ([]byte, error) {
 }
 
 // SendPacket commits a packet from AllocateSendPacket. Packets may be committed in any
-// order. A slice that is not an uncommitted packet of this session is ignored (and
-// logged). Packets that are not IPv4 or IPv6 are dropped and counted in
+// order. Only the exact slice that AllocateSendPacket returned commits a packet: a
+// slice that is not an uncommitted packet of this session (a sub-slice, one already
+// committed) is ignored and logged. Packets that are not IPv4 or IPv6 are dropped and counted in
 // Stats.SendDiscardsInvalid.
 func (s *Session) SendPacket(packet []byte) {
 	if !s.tx.commit(packet) {
