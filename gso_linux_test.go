@@ -175,7 +175,13 @@ func udpBundle(t *testing.T, opts ...wintun.SessionOption) wintun.Stats {
 		for j := 8; j < len(u); j++ {
 			u[j] = byte(i*7 + j)
 		}
-		dgrams = append(dgrams, packet.IP(src, dst, packet.ProtoUDP, u))
+		d := packet.IP(src, dst, packet.ProtoUDP, u)
+		// IPv4 IDs counting up, as a sender's kernel numbers them: coalescing, like
+		// Linux's GRO, merges no datagrams with one ID unless DF is set.
+		binary.BigEndian.PutUint16(d[4:], uint16(i))
+		binary.BigEndian.PutUint16(d[10:], 0)
+		binary.BigEndian.PutUint16(d[10:], packet.Checksum(d[:20], 0))
+		dgrams = append(dgrams, d)
 	}
 	sizes := make([]int, len(dgrams))
 	for i, d := range dgrams {
