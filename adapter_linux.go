@@ -84,7 +84,7 @@ func openQueue(name string, flags uint16, nonblock bool) (int, error) {
 		case errors.Is(err, unix.EBUSY):
 			return -1, fmt.Errorf("wintun: adapter %q: %w", name, fs.ErrExist)
 		case errors.Is(err, unix.EPERM):
-			return -1, fmt.Errorf("wintun: adapter %q: %w: needs CAP_NET_ADMIN (run as root) or an adapter created with WithOwner/WithGroup", name, err)
+			return -1, fmt.Errorf("wintun: adapter %q: %w: needs CAP_NET_ADMIN (run as root), or an adapter created WithOwner(this user) or WithGroup(a group of this user); with both set, the user must be the owner and in the group", name, err)
 		}
 		return -1, fmt.Errorf("wintun: TUNSETIFF %q: %w", name, err)
 	}
