@@ -275,8 +275,13 @@ func (a *Adapter) Index() int { return a.index }
 // bits below them.
 func (a *Adapter) LUID() uint64 { return 53<<48 | uint64(a.index&0xFFFFFF)<<24 }
 
-// Stats returns the counters of all the sessions this handle has run.
-func (a *Adapter) Stats() Stats { return a.stats.snapshot() }
+// Stats returns the counters of all the sessions this handle has run, and the
+// kernel's drops for the adapter, which it reads through netlink.
+func (a *Adapter) Stats() Stats {
+	st := a.stats.snapshot()
+	st.ReceiveDropsKernel = a.kernelDrops()
+	return st
+}
 
 func (a *Adapter) link() netlink.Link {
 	return &netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Index: a.index, Name: a.name}}

@@ -2,6 +2,7 @@ package wintun_test
 
 import (
 	"encoding/binary"
+	"net"
 	"os"
 	"strconv"
 	"strings"
@@ -250,3 +251,95 @@ func TestNoLossTCPWithStalls(t *testing.T) {
 }
 
 func syscallSetRcvbuf(fd, n int) { unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) }
+
+// TestBurstFitsRing sends a burst of small datagrams from many goroutines at once
+// through an adapter whose session does not read until the burst is over: the burst
+// fits the session's ring, so the kernel must drop none of it on the way (its TX
+// dropped counter of the device stays 0) and the session must hand out every one.
+// Then, with the kernel's queue cut to 4 packets behind the session's back, a burst
+// is dropped in the kernel, and Stats must say so.
+func TestBurstFitsRing(t *testing.T) {
+	ns := netns.ForTest(t)
+	noIPv6(t, ns)
+	a, s := nsAdapter(t, ns, "wtburst", 0x400000, "10.212.0.1/24")
+	const senders, perSender = 16, 400
+	socks := make([]*net.UDPConn, senders)
+	for i := range socks {
+		socks[i] = udpSocket(t, ns, "10.212.0.1:0", "10.212.0.2:7300")
+	}
+	received, dropped := burst(t, ns, s, socks, perSender)
+	st := a.Stats()
+	t.Logf("%d of %d datagrams received; device TX dropped %d; stats %+v", received, senders*perSender, dropped, st)
+	if received != senders*perSender {
+		t.Errorf("received %d of %d datagrams", received, senders*perSender)
+	}
+	if dropped != 0 || st.ReceiveDropsKernel != 0 {
+		t.Errorf("the kernel dropped %d packets of a burst that fits the ring (Stats: %d)", dropped, st.ReceiveDropsKernel)
+	}
+
+	if err := ns.Do(func() error {
+		l, err := netlink.LinkByName("wtburst")
+		if err == nil {
+			err = netlink.LinkSetTxQLen(l, 4)
+		}
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	received, dropped = burst(t, ns, s, socks, perSender)
+	st = a.Stats()
+	t.Logf("queue of 4: %d received, device TX dropped %d; Stats.ReceiveDropsKernel %d", received, dropped, st.ReceiveDropsKernel)
+	// The qdisc in front of the queue, as short, drops some too (not on the device).
+	if dropped == 0 || st.ReceiveDropsKernel != dropped || received+int(dropped) > senders*perSender {
+		t.Errorf("queue of 4: %d received, %d dropped by the kernel, Stats.ReceiveDropsKernel %d; want drops, all counted",
+			received, dropped, st.ReceiveDropsKernel)
+	}
+}
+
+// burst sends perSender numbered datagrams from each socket at once, then receives
+// from s until all have arrived or none has for a second; it returns how many arrived
+// and how many the device's TX dropped counter grew by.
+func burst(t *testing.T, ns *netns.NS, s *wintun.Session, socks []*net.UDPConn, perSender int) (received int, dropped uint64) {
+	t.Helper()
+	before := linkStats(t, ns, "wtburst")
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	for i, c := range socks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			payload := make([]byte, 32)
+			<-start
+			for seq := 0; seq < perSender; seq++ {
+				binary.BigEndian.PutUint32(payload, uint32(i*perSender+seq))
+				if _, err := c.Write(payload); err != nil {
+					t.Errorf("sender %d: %v", i, err)
+					return
+				}
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	total := len(socks) * perSender
+	seen := make(map[uint32]bool)
+	for len(seen) < total {
+		p, err := s.ReceivePacket()
+		if err == wintun.ErrNoMoreItems {
+			select {
+			case <-s.ReadWaitEvent():
+				continue
+			case <-time.After(time.Second):
+			}
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seq, ok := udpSeq(p, 7300); ok {
+			seen[seq] = true
+		}
+		s.ReleaseReceivePacket(p)
+	}
+	return len(seen), linkStats(t, ns, "wtburst").TxDropped - before.TxDropped
+}

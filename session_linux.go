@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"github.com/vishvananda/netns"
 	"go.wintun.dev/wintun/internal/offload"
 	"golang.org/x/sys/unix"
 )
@@ -66,6 +65,13 @@ var carrierUsers = struct {
 // may run on one adapter; the kernel spreads flows over their queues. The tun queue is
 // opened from the calling goroutine, in its thread's network namespace, where the
 // adapter must be.
+//
+// The kernel queues the packets it sends through the adapter before the session
+// reads them; StartSession lengthens that queue (the device's txqueuelen, never
+// shortened) to hold as many packets as the receive ring can, up to 524,288, so that
+// a burst is lost only when the ring cannot hold it. That needs CAP_NET_ADMIN;
+// without it the queue stays as it is and a warning is logged. Whatever the kernel
+// drops there is counted in Stats.ReceiveDropsKernel.
 func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session, error) {
 	if err := checkCapacity(capacity); err != nil {
 		return nil, err
@@ -102,6 +108,7 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 	if err != nil {
 		return fail(err)
 	}
+	raiseKernelQueue(link, capacity)
 	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETCARRIER, 1); err != nil {
 		return fail(fmt.Errorf("wintun: start session on %q: carrier on: %w", a.name, err))
 	}
@@ -242,20 +249,9 @@ func (s *Session) releaseCarrier() {
 }
 
 // otherQueues counts the queues attached to the device of the attached queue fd,
-// besides fd's own, through netlink in the device's network namespace (which need
-// not be the caller's).
+// besides fd's own, wherever the device is.
 func otherQueues(fd int, name string) (int, error) {
-	nsfd, err := unix.IoctlRetInt(fd, unix.TUNGETDEVNETNS)
-	if err != nil {
-		return 0, err
-	}
-	defer unix.Close(nsfd)
-	h, err := netlink.NewHandleAt(netns.NsHandle(nsfd), unix.NETLINK_ROUTE)
-	if err != nil {
-		return 0, err
-	}
-	defer h.Close()
-	l, err := h.LinkByName(name)
+	l, err := deviceLink(fd, name)
 	if err != nil {
 		return 0, err
 	}

@@ -138,6 +138,12 @@ type Stats struct {
 	// application's receive ring had no room (it is not reading or not releasing).
 	ReceiveDropsRingFull uint64
 	ReceiveErrors        uint64 // failed reads from the kernel
+	// ReceiveDropsKernel counts packets the kernel dropped before any session read
+	// them, because its queue for the adapter was full: on Linux the device's TX
+	// dropped counter, over the adapter's life and every process's sessions. A
+	// session raises the kernel's queue so that whatever fits its ring fits there
+	// too (see StartSession).
+	ReceiveDropsKernel uint64
 	// ReceiveDropsOversize counts packets from the kernel dropped because a ring
 	// record cannot hold them: in a WithGSO session, packets longer than
 	// PacketSizeMax-GSOHeaderLen (an MTU above 65525).
