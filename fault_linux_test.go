@@ -567,3 +567,38 @@ func TestNoLeakAfterCloseEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionHoldsNamespace drops every reference to a namespace but the adapter's
+// and its session's: the session's tun queue keeps the namespace, so the adapter
+// stays and the kernel in there still answers a ping through the session.
+func TestSessionHoldsNamespace(t *testing.T) {
+	netns.Require(t)
+	ns, err := netns.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a *wintun.Adapter
+	var s *wintun.Session
+	if err := ns.Do(func() (err error) {
+		if a, err = wintun.CreateAdapter("wthold", "Test", nil); err != nil {
+			return err
+		}
+		if err = a.AddAddress(netip.MustParsePrefix("10.213.0.1/24")); err != nil {
+			return err
+		}
+		s, err = a.StartSession(wintun.RingCapacityMin)
+		return err
+	}); err != nil {
+		ns.Close()
+		t.Fatal(err)
+	}
+	defer a.Close() // from outside the namespace: releases the handle only
+	defer s.End()
+	ns.Close()
+	time.Sleep(200 * time.Millisecond)
+	src, dst := netip.MustParseAddr("10.213.0.2"), netip.MustParseAddr("10.213.0.1")
+	send(t, s, packet.Echo(src, dst, packet.EchoRequest4, 7, 1, []byte("held")))
+	receive(t, s, 5*time.Second, func(in packet.Info) bool {
+		return in.ICMPType == packet.EchoReply4 && in.ID == 7 && in.Src == dst
+	})
+}

@@ -48,9 +48,18 @@ var (
 	// ErrSessionEnded is returned by the session calls after End. It satisfies
 	// errors.Is(err, io.EOF).
 	ErrSessionEnded error = &eofError{"wintun: session ended"}
-	// ErrAdapterGone is returned by the session calls once the adapter was removed
-	// (Close, `ip link del`, its network namespace destroyed). It satisfies
+	// ErrAdapterGone is returned by the session calls once the adapter was removed:
+	// Close of the handle that created it, `ip link del`, or on Linux the
+	// destruction of the network namespace it is in. It satisfies
 	// errors.Is(err, io.EOF).
+	//
+	// A network namespace is destroyed only once nothing refers to it, and every
+	// session's tun queue refers to the namespace the session was started in. So
+	// while a session started in the adapter's namespace runs, that namespace stays
+	// (after `ip netns del`, after the processes in it exit) and the session goes on;
+	// the namespace goes once the session ends. Its destruction ends a session with
+	// ErrAdapterGone only when the adapter was moved there from where the session
+	// started.
 	ErrAdapterGone error = &eofError{"wintun: adapter is going away"}
 )
 
