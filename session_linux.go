@@ -25,6 +25,8 @@ type Session struct {
 	adapter *Adapter
 	capture Capture      // nil unless WithCapture
 	gso     bool         // packets carry a virtio_net_hdr (WithGSO)
+	vnetHdr bool         // the queue's reads and writes carry a virtio_net_hdr (IFF_VNET_HDR)
+	adopted bool         // from AdoptSession: the host owns the device and its carrier
 	uso     bool         // the kernel takes UDP super-packets
 	tcpGRO  bool         // coalesce TCP segments before writing (WithCoalescing)
 	udpGRO  bool         // coalesce UDP datagrams before writing
@@ -112,16 +114,37 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETCARRIER, 1); err != nil {
 		return fail(fmt.Errorf("wintun: start session on %q: carrier on: %w", a.name, err))
 	}
+	s, err := newSession(a, fd, capacity, &cfg, true, uso)
+	fd = -1 // newSession owns it now
+	if err != nil {
+		return fail(err)
+	}
+	carrierUsers.Lock()
+	carrierUsers.n[a.guid]++
+	carrierUsers.Unlock()
+	a.sessions[s] = struct{}{}
+	s.start()
+	waitOperUp(a.name)
+	return s, nil
+}
+
+// newSession makes a session of the attached, non-blocking tun queue fd, which it
+// owns from then on (it closes fd on error). vnetHdr says whether the queue's packets
+// carry a virtio_net_hdr, uso whether the kernel takes UDP super-packets. The caller
+// registers the session with a and then starts it.
+func newSession(a *Adapter, fd int, capacity uint32, cfg *sessionConfig, vnetHdr, uso bool) (*Session, error) {
 	file := os.NewFile(uintptr(fd), "/dev/net/tun")
 	conn, err := file.SyscallConn()
 	if err != nil {
-		fd = -1 // the file owns it now
 		file.Close()
-		return fail(err)
+		return nil, fmt.Errorf("wintun: session on %q: %w", a.name, err)
 	}
 	var ur *uringReader
 	var uw *uringWriter
-	if engineUring(&cfg) {
+	if engineUring(cfg) && !vnetHdr {
+		// The io_uring engine reads and writes every packet with its virtio_net_hdr.
+		logWarn("wintun: io_uring engine needs a queue with IFF_VNET_HDR; using the poll engine", "adapter", a.name)
+	} else if engineUring(cfg) {
 		if ur, err = newUringReader(fd); err == nil {
 			if uw, err = newUringWriter(fd); err != nil {
 				ur.close()
@@ -132,18 +155,18 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 			logWarn("wintun: io_uring not available; using the poll engine", "adapter", a.name, "err", err)
 		}
 	}
-	tcpGRO, udpGRO := coalesce(&cfg)
-	carrierUsers.Lock()
-	carrierUsers.n[a.guid]++
-	carrierUsers.Unlock()
+	// Coalesced super-packets need a virtio_net_hdr to describe them.
+	tcpGRO, udpGRO := coalesce(cfg)
+	canCoalesce := vnetHdr && !cfg.gso
 	s := &Session{
 		ur:         ur,
 		uw:         uw,
 		adapter:    a,
 		gso:        cfg.gso,
+		vnetHdr:    vnetHdr,
 		uso:        uso,
-		tcpGRO:     tcpGRO && !cfg.gso,
-		udpGRO:     udpGRO && uso && !cfg.gso,
+		tcpGRO:     tcpGRO && canCoalesce,
+		udpGRO:     udpGRO && uso && canCoalesce,
 		capture:    cfg.capture,
 		file:       file,
 		conn:       conn,
@@ -156,11 +179,13 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 		finished:   make(chan struct{}),
 	}
 	s.tx.r = s.txr
-	a.sessions[s] = struct{}{}
+	return s, nil
+}
+
+// start runs the session's reader and writer.
+func (s *Session) start() {
 	go s.receiveLoop()
 	go s.sendLoop()
-	waitOperUp(a.name)
-	return s, nil
 }
 
 // waitOperUp waits, for at most a second, until the kernel has acted on the carrier
@@ -200,7 +225,9 @@ func (s *Session) shutdown(cause error) {
 		s.cause = cause
 		s.ended.Store(true)
 		close(s.done)
-		s.releaseCarrier()
+		if !s.adopted {
+			s.releaseCarrier()
+		}
 		s.file.Close() // wakes the reader blocked in the poller
 		if s.ur != nil {
 			s.ur.stop() // the same for the io_uring engine's reader
@@ -450,7 +477,7 @@ func (rc *receiver) readBundle(fd int, rerr *error) bool {
 		}
 		var m int
 		var err error
-		if rc.s.gso {
+		if rc.s.gso || !rc.s.vnetHdr {
 			m, err = unix.Read(fd, buf)
 		} else if m, err = unix.Readv(fd, [][]byte{rc.hdr[:], buf}); err == nil {
 			m -= GSOHeaderLen
@@ -468,7 +495,7 @@ func (rc *receiver) readBundle(fd int, rerr *error) bool {
 			continue
 		}
 		var h offload.Header // a WithGSO session keeps the header in the record
-		if !rc.s.gso {
+		if !rc.s.gso && rc.s.vnetHdr {
 			h = offload.ParseHeader(rc.hdr[:])
 		}
 		rc.place(buf[:m], h, direct)
@@ -638,7 +665,7 @@ func (w *writer) write(fd int, pkts [][]byte) (int, error) {
 			}
 			return 0, unix.EINTR // retry the same packets one by one
 		}
-	case w.s.gso:
+	case w.s.gso || !w.s.vnetHdr:
 		_, err = unix.Write(fd, pkts[0])
 	default:
 		_, err = unix.Writev(fd, [][]byte{zeroHeader[:], pkts[0]})
