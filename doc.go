@@ -112,6 +112,12 @@
 // errors.Is(err, errors.ErrUnsupported), and StartSession refuses WithGSO. The
 // repository's docs/windows.md says how to ship the DLL and what differs.
 //
+// # Other systems
+//
+// Elsewhere (macOS, the BSDs, ...) the package has the same API, so that programs that
+// import it, directly or through wgtun, still build; every call that returns an error
+// returns one satisfying errors.Is(err, errors.ErrUnsupported).
+//
 // # Engines and offloads
 //
 // On Linux a session moves packets with one of two engines. The poll engine, the
