@@ -22,7 +22,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"sync/atomic"
 )
 
@@ -131,12 +130,6 @@ func logWarn(msg string, args ...any) {
 	}
 }
 
-func logInfo(msg string, args ...any) {
-	if l := logger.Load(); l != nil {
-		l.Info(msg, args...)
-	}
-}
-
 // Stats counts what crossed an adapter's sessions, from the application's point of
 // view: Receive is the direction of ReceivePacket (packets the operating system sent
 // out through the adapter), Send the direction of SendPacket.
@@ -239,18 +232,6 @@ func checkName(name string) error {
 		if c == '/' || c == ':' || c == '%' || c <= ' ' || c == 0x7f {
 			return fmt.Errorf("wintun: adapter name %q has a character the kernel refuses (%q); use letters, digits, '-', '_' or '.'", name, c)
 		}
-	}
-	return nil
-}
-
-// checkTunnelType validates a tunnel type: 1 to 64 printable characters; it is stored
-// in the interface's alias next to the GUID.
-func checkTunnelType(t string) error {
-	if t == "" || len(t) > 64 {
-		return fmt.Errorf("wintun: tunnel type %q must be 1 to 64 bytes long", t)
-	}
-	if strings.ContainsFunc(t, func(r rune) bool { return r < ' ' || r == 0x7f }) {
-		return fmt.Errorf("wintun: tunnel type %q has control characters", t)
 	}
 	return nil
 }

@@ -1,0 +1,28 @@
+//go:build linux || windows
+
+package wintun
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Helpers that both implementations use and the stubs of other systems do not.
+
+func logInfo(msg string, args ...any) {
+	if l := logger.Load(); l != nil {
+		l.Info(msg, args...)
+	}
+}
+
+// checkTunnelType validates a tunnel type: 1 to 64 printable characters; it is stored
+// in the interface's alias next to the GUID.
+func checkTunnelType(t string) error {
+	if t == "" || len(t) > 64 {
+		return fmt.Errorf("wintun: tunnel type %q must be 1 to 64 bytes long", t)
+	}
+	if strings.ContainsFunc(t, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		return fmt.Errorf("wintun: tunnel type %q has control characters", t)
+	}
+	return nil
+}
