@@ -1,123 +1,62 @@
 package main
 
 import (
-	"bytes"
-	"errors"
-	"fmt"
-	"os"
+	"flag"
+	"io"
 	"strings"
-	"syscall"
 	"testing"
 )
 
-// TestPrivilegeHint checks the advice given for a missing CAP_NET_ADMIN, which a user
-// without it sees (such a user is not created here; the message is what matters).
-func TestPrivilegeHint(t *testing.T) {
-	eperm := fmt.Errorf("wintun: adapter %q: %w", "wt0", syscall.EPERM)
+// TestFlagError checks that every error form of the flag package is reworded, with the
+// option spelled --name: if a Go release changes those messages, this fails.
+func TestFlagError(t *testing.T) {
+	c := newCommand("x", "usage: wintun x\n\n", io.Discard)
+	c.Int("n", 0, "count `N`")
+	c.Duration("d", 0, "wait `D`")
+	c.Bool("b", false, "a switch")
+	c.String("s", "", "a string")
+	var p prefixList
+	c.Var(&p, "p", "prefix `PREFIX`")
 	for _, tc := range []struct {
-		cmd  string
-		want []string
-	}{
-		{"pipe", []string{"needs CAP_NET_ADMIN: run as root, or create the adapter with", "sudo wintun create wt0 --owner USER", "wintun pipe wt0"}},
-		{"create", []string{"needs CAP_NET_ADMIN: run as root", "--owner USER"}},
-		{"delete", []string{"needs CAP_NET_ADMIN: run as root (sudo wintun delete"}},
-	} {
-		err := privilegeHint(tc.cmd, "wt0", eperm)
-		if !errors.Is(err, syscall.EPERM) {
-			t.Errorf("%s: %v does not wrap EPERM", tc.cmd, err)
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(err.Error(), w) {
-				t.Errorf("%s: %q lacks %q", tc.cmd, err, w)
-			}
-		}
-	}
-	other := errors.New("something else")
-	if err := privilegeHint("pipe", "wt0", other); err != other {
-		t.Errorf("privilegeHint changed an unrelated error: %v", err)
-	}
-	if err := privilegeHint("pipe", "wt0", nil); err != nil {
-		t.Errorf("privilegeHint(nil) = %v", err)
-	}
-	if err := hint("create", "wt0", fmt.Errorf("x: %w", os.ErrExist)); !strings.Contains(err.Error(), "wintun delete wt0") {
-		t.Errorf("hint for an existing adapter: %v", err)
-	}
-}
-
-// TestValidation checks that bad command lines are refused before any system call, so
-// it needs no privileges.
-func TestValidation(t *testing.T) {
-	for _, tc := range []struct {
-		run  func([]string) error
 		args []string
 		want string
 	}{
-		{cmdCreateTo, []string{}, "missing adapter name"},
-		{cmdCreateTo, []string{"a", "b"}, "want 1 argument"},
-		{cmdCreateTo, []string{"bad/name"}, "character the kernel refuses"},
-		{cmdCreateTo, []string{"0123456789abcdef"}, "at most 15"},
-		{cmdCreateTo, []string{"wt0", "--guid", "nope"}, "invalid GUID"},
-		{cmdCreateTo, []string{"wt0", "--mtu", "20"}, "want 68 to 65535"},
-		{cmdCreateTo, []string{"wt0", "--address", "10.0.0.1"}, "prefix length"},
-		{cmdCreateTo, []string{"wt0", "--route", "x/8"}, "prefix length"},
-		{cmdCreateTo, []string{"wt0", "--persist=false"}, "would vanish"},
-		{cmdCreateTo, []string{"wt0", "--owner", "no-such-user-here"}, "unknown user"},
-		{cmdCreateTo, []string{"wt0", "--group", "no-such-group-here"}, "unknown group"},
-		{cmdCreateTo, []string{"wt0", "--bogus"}, "flag provided but not defined"},
-		{cmdDeleteTo, []string{"a:b"}, "character the kernel refuses"},
-		{cmdStatsTo, []string{""}, "empty adapter name"},
-		{cmdPipeTo, []string{"wt0"}, "exactly one of --listen"},
-		{cmdPipeTo, []string{"wt0", "--listen", ":1", "--connect", "127.0.0.1:2"}, "exactly one of --listen"},
-		{cmdPipeTo, []string{"wt0", "--connect", "127.0.0.1"}, "--connect"},
-		{cmdPipeTo, []string{"wt0", "--connect", "127.0.0.1:0"}, "port is missing"},
-		{cmdPipeTo, []string{"wt0", "--listen", ":1", "--mtu", "70000"}, "want 68 to 65535"},
-		{cmdListTo, []string{"extra"}, "want 0 argument"},
-		{cmdUninstallTo, []string{"--json", "x"}, "want 0 argument"},
-		{cmdVersionTo, []string{"--yaml"}, "not defined"},
+		{[]string{"--nope"}, "unknown option --nope"},
+		{[]string{"-nope"}, "unknown option --nope"},
+		{[]string{"--n"}, "--n needs a value: --n N"},
+		{[]string{"--s"}, "--s needs a value: --s string"},
+		{[]string{"--n", "x"}, `--n "x": want a whole number`},
+		{[]string{"--n", "99999999999999999999"}, `--n "99999999999999999999": out of range`},
+		{[]string{"--d", "5"}, `--d "5": want a duration like 30s, 5m or 1h30m`},
+		{[]string{"--b=maybe"}, `--b "maybe": want true or false`},
+		{[]string{"--p", "10.0.0.1"}, `--p "10.0.0.1": the prefix length is missing: want an address with it, like 10.0.0.1/24 or fd00::1/64`},
+		{[]string{"--p", "nope/8"}, `--p "nope/8": want an address with its prefix length, like 10.0.0.1/24 or fd00::1/64`},
+		{[]string{"---n"}, `bad option "---n": options are spelled --name or --name=value`},
 	} {
-		err := tc.run(tc.args)
-		var ue usageError
-		if !errors.As(err, &ue) || !strings.Contains(err.Error(), tc.want) {
-			t.Errorf("%q: error %v, want a usage error containing %q", tc.args, err, tc.want)
+		err := c.Parse(tc.args)
+		if err == nil {
+			t.Errorf("%q parsed", tc.args)
+			continue
 		}
+		if got := c.flagError(err); got != tc.want {
+			t.Errorf("%q: %q\nwant %q", tc.args, got, tc.want)
+		}
+	}
+	if err := c.Parse([]string{"--help"}); err != flag.ErrHelp {
+		t.Errorf("--help: %v", err)
 	}
 }
 
-func cmdCreateTo(args []string) error    { return cmdCreate(new(bytes.Buffer), args) }
-func cmdDeleteTo(args []string) error    { return cmdDelete(new(bytes.Buffer), args) }
-func cmdListTo(args []string) error      { return cmdList(new(bytes.Buffer), args) }
-func cmdUninstallTo(args []string) error { return cmdUninstall(new(bytes.Buffer), args) }
-func cmdVersionTo(args []string) error   { return cmdVersion(new(bytes.Buffer), args) }
-func cmdStatsTo(args []string) error     { return cmdStats(new(bytes.Buffer), args, nil) }
-func cmdPipeTo(args []string) error      { return cmdPipe(new(bytes.Buffer), args, nil) }
-
-func TestHelp(t *testing.T) {
-	for name, run := range map[string]func(*bytes.Buffer, []string) error{
-		"create":    func(b *bytes.Buffer, a []string) error { return cmdCreate(b, a) },
-		"delete":    func(b *bytes.Buffer, a []string) error { return cmdDelete(b, a) },
-		"list":      func(b *bytes.Buffer, a []string) error { return cmdList(b, a) },
-		"uninstall": func(b *bytes.Buffer, a []string) error { return cmdUninstall(b, a) },
-		"stats":     func(b *bytes.Buffer, a []string) error { return cmdStats(b, a, nil) },
-		"pipe":      func(b *bytes.Buffer, a []string) error { return cmdPipe(b, a, nil) },
-		"version":   func(b *bytes.Buffer, a []string) error { return cmdVersion(b, a) },
-	} {
-		var b bytes.Buffer
-		if err := run(&b, []string{"--help"}); !errors.Is(err, errHelp) {
-			t.Errorf("%s --help: %v", name, err)
-		}
-		if !strings.HasPrefix(b.String(), "usage: wintun "+name) {
-			t.Errorf("%s --help printed:\n%s", name, b.String())
-		}
-	}
-	var b bytes.Buffer
-	cmdPipe(&b, []string{"--help"}, nil)
-	if !strings.Contains(b.String(), "UNENCRYPTED") {
-		t.Errorf("pipe --help does not say UNENCRYPTED:\n%s", b.String())
+func TestWrap(t *testing.T) {
+	var b strings.Builder
+	wrap(&b, "aaa bbb ccc ddd", "  ", 10)
+	if want := "  aaa bbb\n  ccc ddd\n"; b.String() != want {
+		t.Errorf("wrap: %q, want %q", b.String(), want)
 	}
 	b.Reset()
-	cmdCreate(&b, []string{"-h"})
-	if !strings.Contains(b.String(), "always persistent") {
-		t.Errorf("create --help does not say it persists:\n%s", b.String())
+	wrap(&b, "averyveryverylongword x", "  ", 10)
+	if want := "  averyveryverylongword\n  x\n"; b.String() != want {
+		t.Errorf("wrap of a long word: %q, want %q", b.String(), want)
 	}
 }
 

@@ -6,38 +6,40 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"os/user"
 	"strconv"
+	"strings"
 
 	"github.com/vishvananda/netlink"
 	"go.wintun.dev/wintun"
 )
 
-const createUsage = `usage: wintun create NAME [--type T] [--guid G] [--address PREFIX]... [--route PREFIX]...
+const createUsage = `usage: wintun create NAME [--type T] [--guid GUID] [--address PREFIX]... [--route PREFIX]...
                      [--mtu N] [--owner USER] [--group GROUP]
 
-Creates adapter NAME, brings it up and leaves it in place after this command exits: it is
-always persistent (--persist is implied, since a command that exits cannot hold an
-adapter open), until ` + "`wintun delete NAME`" + ` or ` + "`wintun uninstall`" + `. Programs
-then open it with wintun.OpenAdapter (or ` + "`wintun pipe NAME`" + `). With --owner USER,
-that user may start sessions on it without CAP_NET_ADMIN; with --group GROUP, the
-members of that group may; with both set, a user must be the owner and in the group
-(the kernel requires both, not either). Creating needs CAP_NET_ADMIN.
+Creates adapter NAME, brings it up and leaves it in place after this command exits, until
+` + "`wintun delete NAME`" + ` or ` + "`wintun uninstall`" + `. Programs then open it with
+wintun.OpenAdapter (or ` + "`wintun pipe NAME`" + `). With --owner USER, that user may start
+sessions on it without CAP_NET_ADMIN; with --group GROUP, the members of that group may;
+with both set, a user must be the owner and in the group (the kernel requires both, not
+either). Creating needs CAP_NET_ADMIN.
 
 `
 
 func cmdCreate(out io.Writer, args []string) error {
-	fs := newFlagSet("create", createUsage, out)
-	tunnelType := fs.String("type", "Wintun", "tunnel type recorded with the adapter (1 to 64 characters)")
-	guidFlag := fs.String("guid", "", "adapter GUID, xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (default random)")
+	c := newCommand("create", createUsage, out)
+	tunnelType := c.String("type", "Wintun", "tunnel type `T` recorded with the adapter (1 to 64 characters)")
+	guidFlag := c.String("guid", "", "adapter `GUID`, xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (default random)")
 	var addrs, routes prefixList
-	fs.Var(&addrs, "address", "add address `PREFIX` (e.g. 10.0.0.1/24) to the system side; repeatable")
-	fs.Var(&routes, "route", "route network `PREFIX` through the adapter; repeatable")
-	mtu := fs.Int("mtu", 0, "MTU, 68 to 65535 (default the kernel's, 1500)")
-	persist := fs.Bool("persist", true, "keep the adapter after this command exits (always: cannot be false)")
-	owner := fs.String("owner", "", "`USER` (name or uid) who may start sessions without CAP_NET_ADMIN (with --group: only while in GROUP)")
-	group := fs.String("group", "", "`GROUP` (name or gid) whose members may start sessions without CAP_NET_ADMIN (with --owner: only USER)")
-	pos, err := parseArgs(fs, args, 1)
+	c.Var(&addrs, "address", "add address `PREFIX` (e.g. 10.0.0.1/24) to the system side; repeatable")
+	c.Var(&routes, "route", "route network `PREFIX` through the adapter; repeatable (the network of an "+
+		"--address is routed already)")
+	mtu := c.Int("mtu", 0, "MTU `N`, 68 to 65535, 1280 or more for IPv6 (default the kernel's, 1500)")
+	owner := c.String("owner", "", "`USER` (name or uid) who may start sessions without CAP_NET_ADMIN (with --group: only while in GROUP)")
+	group := c.String("group", "", "`GROUP` (name or gid) whose members may start sessions without CAP_NET_ADMIN (with --owner: only USER)")
+	pos, err := c.parseArgs(args, 1)
 	if err != nil {
 		return err
 	}
@@ -46,20 +48,19 @@ func cmdCreate(out io.Writer, args []string) error {
 	if err := checkName("create", name); err != nil {
 		return err
 	}
-	if !*persist {
-		return usageError{"create", "--persist=false: an adapter made by a command that exits would vanish at once; " +
-			"use `wintun pipe` or the library to hold one for the life of a process"}
-	}
 	var guid *wintun.GUID
 	if *guidFlag != "" {
 		g, err := wintun.ParseGUID(*guidFlag)
 		if err != nil {
-			return usageError{"create", "--guid: " + err.Error()}
+			return usageError{"create", "--guid: " + strings.TrimPrefix(err.Error(), "wintun: ")}
 		}
 		guid = &g
 	}
 	if *mtu != 0 && (*mtu < 68 || *mtu > wintun.PacketSizeMax) {
 		return usageError{"create", fmt.Sprintf("--mtu %d: want 68 to %d", *mtu, wintun.PacketSizeMax)}
+	}
+	if err := checkIPv6MTU("create", *mtu, addrs, routes); err != nil {
+		return err
 	}
 	opts := []wintun.Option{wintun.WithPersist()}
 	if *mtu != 0 {
@@ -79,24 +80,26 @@ func cmdCreate(out io.Writer, args []string) error {
 		}
 		opts = append(opts, wintun.WithGroup(gid))
 	}
-	if err := requireCapNetAdmin("create", name); err != nil {
+	rootTodo := fmt.Sprintf("run `sudo wintun create %s ...`; to let a user start sessions on it without root, "+
+		"add --owner USER or --group GROUP", name)
+	if err := requireCapNetAdmin("create", "creating an adapter", rootTodo); err != nil {
 		return err
 	}
 
 	a, err := wintun.CreateAdapter(name, *tunnelType, guid, opts...)
 	if err != nil {
-		return hint("create", name, err)
+		return createError(name, rootTodo, err)
 	}
 	defer a.Close() // a persistent adapter's handle: the adapter stays
 	configure := func() error {
 		for _, p := range addrs {
 			if err := a.AddAddress(p); err != nil {
-				return err
+				return configError("create", a, "address", p, err)
 			}
 		}
 		for _, p := range routes {
 			if err := a.AddRoute(p); err != nil {
-				return err
+				return configError("create", a, "route", p, err)
 			}
 		}
 		return nil
@@ -121,6 +124,23 @@ func cmdCreate(out io.Writer, args []string) error {
 	}
 	fmt.Fprintf(out, "  persistent: remove it with `wintun delete %s`\n", name)
 	return nil
+}
+
+// createError says what to do when the adapter could not be created.
+func createError(name, rootTodo string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		if a, oerr := wintun.OpenAdapter(name); oerr == nil {
+			a.Close() // an opened handle: releases nothing but itself
+			return userErrorf(err, "wintun create: adapter %s exists already: use it, pick another name, "+
+				"or delete it with `wintun delete %s`", name, name)
+		}
+		return userErrorf(err, "wintun create: interface %s exists already and is not one of wintun's adapters: "+
+			"pick another name (`ip link` lists the interfaces)", name)
+	case errors.Is(err, os.ErrPermission):
+		return needRoot("create", "creating an adapter", rootTodo, err)
+	}
+	return err
 }
 
 // ownerText says who may start sessions without CAP_NET_ADMIN, as the kernel decides

@@ -134,7 +134,7 @@ func TestCreateListDelete(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = run(t, ns, func(b *bytes.Buffer) error { return cmdDelete(b, []string{"other0"}) })
-	if err == nil || !strings.Contains(err.Error(), "not created by this library") {
+	if err == nil || !strings.Contains(err.Error(), "not one of wintun's adapters") {
 		t.Errorf("delete other0: %v", err)
 	}
 	_, err = run(t, ns, func(b *bytes.Buffer) error { return cmdDelete(b, []string{"nothere"}) })

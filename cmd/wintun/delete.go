@@ -3,25 +3,27 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 
 	"github.com/vishvananda/netlink"
 )
 
 const deleteUsage = `usage: wintun delete NAME [--force]
 
-Deletes adapter NAME, which must have been created by this library (other interfaces are
-refused). An adapter in use, with sessions attached or held by the process that created
-it without --persist, is left alone unless --force: its sessions then end.
-Needs CAP_NET_ADMIN.
+Deletes adapter NAME, which must have been created by wintun (other interfaces are
+refused). An adapter in use, with sessions attached or held by the running process that
+created it (as ` + "`wintun pipe`" + ` holds the adapters it creates), is left alone unless
+--force: its sessions then end. Needs CAP_NET_ADMIN.
 
 `
 
 func cmdDelete(out io.Writer, args []string) error {
-	fs := newFlagSet("delete", deleteUsage, out)
-	force := fs.Bool("force", false, "delete even an adapter in use")
-	pos, err := parseArgs(fs, args, 1)
+	c := newCommand("delete", deleteUsage, out)
+	force := c.Bool("force", false, "delete even an adapter in use: its sessions end")
+	pos, err := c.parseArgs(args, 1)
 	if err != nil {
 		return err
 	}
@@ -29,12 +31,13 @@ func cmdDelete(out io.Writer, args []string) error {
 	if err := checkName("delete", name); err != nil {
 		return err
 	}
-	if err := requireCapNetAdmin("delete", name); err != nil {
+	rootTodo := fmt.Sprintf("run `sudo wintun delete %s`", name)
+	if err := requireCapNetAdmin("delete", "deleting an adapter", rootTodo); err != nil {
 		return err
 	}
-	info, err := inspect(name) // refuses interfaces this library did not create
+	info, err := inspect(name) // refuses interfaces wintun did not create
 	if err != nil {
-		return hint("delete", name, err)
+		return lookupError("delete", name, err)
 	}
 	if !*force && (info.Sessions > 0 || !info.Persistent) {
 		why := fmt.Sprintf("%d session(s) attached", info.Sessions)
@@ -51,8 +54,11 @@ func cmdDelete(out io.Writer, args []string) error {
 	if err == nil {
 		err = netlink.LinkDel(link)
 	}
+	if errors.Is(err, os.ErrPermission) {
+		return needRoot("delete", "deleting an adapter", rootTodo, err)
+	}
 	if err != nil {
-		return privilegeHint("delete", name, fmt.Errorf("wintun delete: adapter %s: %w", name, err))
+		return fmt.Errorf("wintun delete: adapter %s: %w", name, err)
 	}
 	fmt.Fprintf(out, "deleted adapter %s\n", name)
 	return nil

@@ -2,7 +2,6 @@ package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/netip"
@@ -29,29 +28,33 @@ var (
 // reexecEnv marks the copy of the demo that runs in its own namespaces.
 const reexecEnv = "WINTUN_DEMO_NETNS"
 
-func demo(args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	count := fs.Int("count", 0, "exit 0 after `N` echo replies from 10.6.7.7 (0: run until Ctrl+C)")
-	timeout := fs.Duration("timeout", 0, "with --count, give up and exit 1 after this long (default 10s + 1s per reply)")
-	private := fs.Bool("netns", false, "run in a new network namespace even with CAP_NET_ADMIN")
-	pcapPath := fs.String("pcap", "", "write every packet crossing the session, both ways, to pcapng `FILE`: "+
+const demoUsage = `usage: wintun demo [--count N] [--timeout D] [--netns] [--pcap FILE]
+
+Creates adapter "demo" with 10.6.7.7/24 and fd00:6:7::7/64 on the system side and plays
+the host 10.6.7.8 / fd00:6:7::8 behind it: pings 10.6.7.7 every second and answers
+pings (try ` + "`ping 10.6.7.8`" + `). The adapter goes when the demo ends. Without
+CAP_NET_ADMIN it runs in a new user and network namespace.
+
+`
+
+func demo(out io.Writer, args []string) error {
+	c := newCommand("demo", demoUsage, out)
+	count := c.Int("count", 0, "exit 0 after `N` echo replies from 10.6.7.7 (0: run until Ctrl+C)")
+	timeout := c.Duration("timeout", 0, "with --count, give up and exit 1 after `D` (default 10s + 1s per reply)")
+	private := c.Bool("netns", false, "run in a new network namespace even with CAP_NET_ADMIN")
+	pcapPath := c.String("pcap", "", "write every packet crossing the session, both ways, to pcapng `FILE`: "+
 		"a new file, mode 0600, as it holds the traffic in clear (an existing FILE is refused)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: wintun demo [--count N] [--timeout D] [--netns] [--pcap FILE]\n\n"+
-			"Creates adapter \"demo\" with 10.6.7.7/24 and fd00:6:7::7/64 on the system side and plays the\n"+
-			"host 10.6.7.8 / fd00:6:7::8: pings 10.6.7.7 every second and answers pings (try `ping 10.6.7.8`).\n"+
-			"Without CAP_NET_ADMIN it runs in a new user and network namespace.\n\n")
-		fs.PrintDefaults()
+	if _, err := c.parseArgs(args, 0); err != nil {
+		return err
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return exitError(2)
+	if *count < 0 {
+		return usageError{"demo", fmt.Sprintf("--count %d: want 0 (run until Ctrl+C) or more replies", *count)}
 	}
-	if fs.NArg() > 0 || *count < 0 {
-		fs.Usage()
-		return exitError(2)
+	if *timeout < 0 {
+		return usageError{"demo", fmt.Sprintf("--timeout %v: want a positive duration", *timeout)}
+	}
+	if *timeout != 0 && *count == 0 {
+		return usageError{"demo", "--timeout goes with --count: without it the demo runs until Ctrl+C"}
 	}
 	if os.Getenv(reexecEnv) == "" && (*private || !hasCapNetAdmin()) {
 		return reexecInNamespace(!hasCapNetAdmin())
@@ -63,19 +66,19 @@ func demo(args []string) error {
 	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM)
 	defer signal.Stop(signals)
 	if *pcapPath == "" {
-		return runDemo(os.Stdout, *count, *timeout, signals)
+		return runDemo(out, *count, *timeout, signals)
 	}
 	capture, err := pcap.Create(*pcapPath, "demo")
 	if err != nil {
 		return err
 	}
-	err = runDemo(os.Stdout, *count, *timeout, signals, wintun.WithCapture(capture))
+	err = runDemo(out, *count, *timeout, signals, wintun.WithCapture(capture))
 	// runDemo has ended the session: no packet is captured after this Close.
 	if cerr := capture.Close(); cerr != nil && err == nil {
 		err = cerr
 	}
 	rx, tx := capture.Packets()
-	fmt.Printf("captured %d packets (%d from the system, %d to it) in %s\n", rx+tx, rx, tx, *pcapPath)
+	fmt.Fprintf(out, "captured %d packets (%d from the system, %d to it) in %s\n", rx+tx, rx, tx, *pcapPath)
 	return err
 }
 

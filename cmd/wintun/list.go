@@ -18,7 +18,7 @@ import (
 
 const listUsage = `usage: wintun list [--json]
 
-Lists this library's adapters in this network namespace: name, index, LUID, GUID, tunnel
+Lists the adapters wintun created in this network namespace: name, index, LUID, GUID, tunnel
 type, state, carrier, addresses, MTU, sessions attached (of every process) and the
 kernel's counters. Interfaces other programs made are not shown.
 
@@ -147,9 +147,9 @@ func adapters() ([]adapterInfo, error) {
 }
 
 func cmdList(out io.Writer, args []string) error {
-	fs := newFlagSet("list", listUsage, out)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseArgs(fs, args, 0); err != nil {
+	c := newCommand("list", listUsage, out)
+	asJSON := c.Bool("json", false, "print JSON")
+	if _, err := c.parseArgs(args, 0); err != nil {
 		return err
 	}
 	list, err := adapters()
@@ -206,6 +206,19 @@ func printAdapter(out io.Writer, a adapterInfo) {
 		c.ToApplication.Packets, humanBytes(c.ToApplication.Bytes), c.ToApplication.Dropped, c.ToApplication.Errors)
 	fmt.Fprintf(out, "  app -> system: %d packets, %s, %d dropped, %d errors\n",
 		c.FromApplication.Packets, humanBytes(c.FromApplication.Bytes), c.FromApplication.Dropped, c.FromApplication.Errors)
+}
+
+// lookupError says what to do when adapter name could not be inspected: it does not
+// exist, or it is an interface wintun did not create.
+func lookupError(cmd, name string, err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return missingAdapter(cmd, name, err)
+	}
+	if l, lerr := netlink.LinkByName(name); lerr == nil && (l.Type() != "tuntap" || !strings.HasPrefix(l.Attrs().Alias, "wintun:")) {
+		return userErrorf(err, "wintun %s: interface %s is not one of wintun's adapters: wintun uses only "+
+			"the adapters it created (`wintun list` lists them)", cmd, name)
+	}
+	return err
 }
 
 // prefixStrings formats prefixes for output.

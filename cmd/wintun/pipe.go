@@ -55,16 +55,17 @@ type pipeCounters struct {
 }
 
 func cmdPipe(out io.Writer, args []string, stop <-chan os.Signal) error {
-	fs := newFlagSet("pipe", pipeUsage, out)
-	listen := fs.String("listen", "", "listen on UDP `ADDR` (host:port or :port); without --peer, the first sender becomes the peer")
-	peerFlag := fs.String("peer", "", "with --listen: the peer's UDP `ADDR` (host:port); datagrams from any other address are dropped")
-	connect := fs.String("connect", "", "send to the peer at UDP `ADDR` (host:port)")
+	c := newCommand("pipe", pipeUsage, out)
+	listen := c.String("listen", "", "listen on UDP `ADDR` (host:port or :port); without --peer, the first sender becomes the peer")
+	peerFlag := c.String("peer", "", "with --listen: the peer's UDP `ADDR` (host:port); datagrams from any other address are dropped")
+	connect := c.String("connect", "", "send to the peer at UDP `ADDR` (host:port)")
 	var addrs prefixList
-	fs.Var(&addrs, "address", "add address `PREFIX` to the adapter if it lacks it; repeatable")
-	mtu := fs.Int("mtu", 1420, "MTU of the adapter, when pipe creates it (leaves room for the UDP and IP headers)")
-	pcapPath := fs.String("pcap", "", "write every packet crossing the session, both ways, to pcapng `FILE`: "+
+	c.Var(&addrs, "address", "add address `PREFIX` to the adapter if it lacks it; repeatable")
+	mtu := c.Int("mtu", 1420, "MTU `N` of the adapter, when pipe creates it (leaves room for the UDP and IP headers; "+
+		"1280 or more for IPv6)")
+	pcapPath := c.String("pcap", "", "write every packet crossing the session, both ways, to pcapng `FILE`: "+
 		"a new file, mode 0600, as it holds the traffic in clear (an existing FILE is refused)")
-	pos, err := parseArgs(fs, args, 1)
+	pos, err := c.parseArgs(args, 1)
 	if err != nil {
 		return err
 	}
@@ -77,6 +78,9 @@ func cmdPipe(out io.Writer, args []string, stop <-chan os.Signal) error {
 	}
 	if *mtu < 68 || *mtu > wintun.PacketSizeMax {
 		return usageError{"pipe", fmt.Sprintf("--mtu %d: want 68 to %d", *mtu, wintun.PacketSizeMax)}
+	}
+	if err := checkIPv6MTU("pipe", *mtu, addrs); err != nil {
+		return err
 	}
 	var peer netip.AddrPort
 	if *peerFlag != "" {
@@ -134,10 +138,15 @@ func openOrCreate(name string, mtu int) (a *wintun.Adapter, created bool, err er
 	a, err = wintun.OpenAdapter(name)
 	if errors.Is(err, fs.ErrNotExist) {
 		a, err = wintun.CreateAdapter(name, "Pipe", nil, wintun.WithMTU(mtu))
+		if errors.Is(err, os.ErrPermission) {
+			return nil, false, needRoot("pipe", fmt.Sprintf("there is no adapter %s, and creating it", name),
+				fmt.Sprintf("create it once with `sudo wintun create %s --owner USER`, then run `wintun pipe %s ...` as USER; "+
+					"or run the pipe as root", name, name), err)
+		}
 		created = true
 	}
 	if err != nil {
-		return nil, false, hint("pipe", name, err)
+		return nil, false, lookupError("pipe", name, err)
 	}
 	return a, created, nil
 }
@@ -150,7 +159,7 @@ func runPipe(out io.Writer, cfg pipeConfig, stop <-chan os.Signal) error {
 	defer adapter.Close() // removes the adapter only if we created it
 	for _, p := range cfg.addrs {
 		if err := adapter.AddAddress(p); err != nil && !errors.Is(err, fs.ErrExist) {
-			return privilegeHint("pipe", cfg.name, err)
+			return configError("pipe", adapter, "address", p, err)
 		}
 	}
 	var opts []wintun.SessionOption
@@ -163,8 +172,14 @@ func runPipe(out io.Writer, cfg pipeConfig, stop <-chan os.Signal) error {
 		opts = append(opts, wintun.WithCapture(capture))
 	}
 	session, err := adapter.StartSession(0x400000, opts...)
+	if errors.Is(err, os.ErrPermission) {
+		return needRoot("pipe", "starting a session on adapter "+cfg.name,
+			fmt.Sprintf("run the pipe as root, or make the adapter this user's: `sudo wintun delete %s`, then "+
+				"`sudo wintun create %s --owner USER` (`wintun list` shows its owner and group; with both set, a user needs both)",
+				cfg.name, cfg.name), err)
+	}
 	if err != nil {
-		return privilegeHint("pipe", cfg.name, err)
+		return err
 	}
 	defer session.End()
 

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -36,10 +37,10 @@ type statsReport struct {
 }
 
 func cmdStats(out io.Writer, args []string, stop <-chan os.Signal) error {
-	fs := newFlagSet("stats", statsUsage, out)
-	watch := fs.Bool("watch", false, "refresh every second until Ctrl+C")
-	asJSON := fs.Bool("json", false, "print JSON")
-	pos, err := parseArgs(fs, args, 1)
+	c := newCommand("stats", statsUsage, out)
+	watch := c.Bool("watch", false, "refresh every second until Ctrl+C")
+	asJSON := c.Bool("json", false, "print JSON (with --watch, one object per line)")
+	pos, err := c.parseArgs(args, 1)
 	if err != nil {
 		return err
 	}
@@ -61,9 +62,9 @@ func watchStats(out io.Writer, name string, watch, asJSON bool, interval time.Du
 		info, err := inspect(name)
 		if err != nil {
 			if prev != nil {
-				return fmt.Errorf("adapter %q went away: %w", name, err)
+				return userErrorf(err, "wintun stats: adapter %s went away (deleted, or moved to another network namespace)", name)
 			}
-			return hint("stats", name, err)
+			return lookupError("stats", name, err)
 		}
 		r := statsReport{Name: name, Time: time.Now(), Sessions: info.Sessions, Carrier: info.Carrier, counters: info.Counters}
 		switch {
@@ -98,7 +99,7 @@ func watchStats(out io.Writer, name string, watch, asJSON bool, interval time.Du
 }
 
 func writeJSONLine(out io.Writer, v any) error {
-	b, err := jsonMarshal(v)
+	b, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}

@@ -1,8 +1,10 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 
 	"go.wintun.dev/wintun"
@@ -10,24 +12,28 @@ import (
 
 const uninstallUsage = `usage: wintun uninstall [--json]
 
-Removes every adapter of this library in this network namespace that nothing uses any
+Removes every adapter wintun created in this network namespace that nothing uses any
 more (persistent, no session attached), and names those left in place because a process
 still uses them. Other programs' interfaces are never touched. Needs CAP_NET_ADMIN.
 
 `
 
 func cmdUninstall(out io.Writer, args []string) error {
-	fs := newFlagSet("uninstall", uninstallUsage, out)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseArgs(fs, args, 0); err != nil {
+	c := newCommand("uninstall", uninstallUsage, out)
+	asJSON := c.Bool("json", false, "print JSON")
+	if _, err := c.parseArgs(args, 0); err != nil {
 		return err
 	}
-	if err := requireCapNetAdmin("uninstall", ""); err != nil {
+	const rootTodo = "run `sudo wintun uninstall`"
+	if err := requireCapNetAdmin("uninstall", "deleting adapters", rootTodo); err != nil {
 		return err
 	}
 	removed, inUse, err := wintun.UninstallReport()
+	if errors.Is(err, os.ErrPermission) {
+		err = needRoot("uninstall", "deleting adapters", rootTodo, err)
+	}
 	if err != nil && removed == nil && inUse == nil {
-		return privilegeHint("uninstall", "", err)
+		return err
 	}
 	if *asJSON {
 		if removed == nil {
@@ -53,5 +59,5 @@ func cmdUninstall(out io.Writer, args []string) error {
 			fmt.Fprintf(out, "left in place, in use by a running process: %s\n", strings.Join(inUse, ", "))
 		}
 	}
-	return privilegeHint("uninstall", "", err)
+	return err
 }

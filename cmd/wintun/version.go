@@ -15,9 +15,9 @@ Prints this program's version and the kernel tun driver's.
 `
 
 func cmdVersion(out io.Writer, args []string) error {
-	fs := newFlagSet("version", versionUsage, out)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseArgs(fs, args, 0); err != nil {
+	c := newCommand("version", versionUsage, out)
+	asJSON := c.Bool("json", false, "print JSON")
+	if _, err := c.parseArgs(args, 0); err != nil {
 		return err
 	}
 	v := struct {
