@@ -43,8 +43,14 @@ func New() (*NS, error) {
 			c <- result{-1, fmt.Errorf("netns: open: %w", err)}
 			return
 		}
-		if lo, err := netlink.LinkByName("lo"); err == nil {
+		// Tests send to loopback addresses inside the namespace, so a loopback that
+		// stays down is a failure to report, not a detail.
+		lo, err := netlink.LinkByName("lo")
+		if err == nil {
 			err = netlink.LinkSetUp(lo)
+		}
+		if err != nil {
+			err = fmt.Errorf("netns: loopback up: %w", err)
 		}
 		c <- result{fd, err}
 	}()
