@@ -1,0 +1,312 @@
+package wintun_test
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"go.wintun.dev/wintun"
+	"go.wintun.dev/wintun/internal/netns"
+	"go.wintun.dev/wintun/internal/packet"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// hostTun does what a host that hands a tun queue over does: it opens /dev/net/tun
+// in ns, blocking, sets up the device name with flags, gives it addr (unless empty)
+// and brings it up. The file is the caller's.
+func hostTun(t *testing.T, ns *netns.NS, name string, flags uint16, addr string) *os.File {
+	t.Helper()
+	var f *os.File
+	if err := ns.Do(func() error {
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return err
+		}
+		f = os.NewFile(uintptr(fd), "/dev/net/tun")
+		ifr, err := unix.NewIfreq(name)
+		if err != nil {
+			return err
+		}
+		ifr.SetUint16(flags)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			return fmt.Errorf("TUNSETIFF %q %#x: %w", name, flags, err)
+		}
+		link, err := netlink.LinkByName(name)
+		if err != nil {
+			return err
+		}
+		if addr != "" {
+			a, err := netlink.ParseAddr(addr)
+			if err != nil {
+				return err
+			}
+			if err := netlink.AddrAdd(link, a); err != nil {
+				return err
+			}
+		}
+		return netlink.LinkSetUp(link)
+	}); err != nil {
+		if f != nil {
+			f.Close()
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
+// fileIoctl runs ioctl on f's descriptor.
+func fileIoctl(f *os.File, ioctl func(fd int) error) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	if cerr := rc.Control(func(fd uintptr) { err = ioctl(int(fd)) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// adopt hands f over to a new session, run in ns like a host's child would be.
+func adopt(t *testing.T, ns *netns.NS, f *os.File, opts ...wintun.SessionOption) *wintun.Session {
+	t.Helper()
+	var s *wintun.Session
+	if err := ns.Do(func() (err error) {
+		s, err = wintun.AdoptSession(f, 0x400000, opts...)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.End)
+	if err := f.Close(); !errors.Is(err, os.ErrClosed) {
+		t.Errorf("the handed-over file is still open after AdoptSession: Close = %v", err)
+	}
+	return s
+}
+
+const (
+	tunPlain = unix.IFF_TUN | unix.IFF_NO_PI
+	tunVnet  = tunPlain | unix.IFF_VNET_HDR
+)
+
+var vnetCases = []struct {
+	name  string
+	flags uint16
+}{{"plain", tunPlain}, {"vnet_hdr", tunVnet}}
+
+// TestAdoptPing answers, through an adopted session, a ping that the kernel sends
+// into the device.
+func TestAdoptPing(t *testing.T) {
+	for _, c := range vnetCases {
+		t.Run(c.name, func(t *testing.T) {
+			checkLeaks(t)
+			ns := netns.ForTest(t)
+			s := adopt(t, ns, hostTun(t, ns, "wtadopt", c.flags, "10.230.0.1/24"))
+			var conn net.PacketConn
+			if err := ns.Do(func() (err error) {
+				conn, err = net.ListenPacket("ip4:icmp", "10.230.0.1")
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			local, remote := netip.MustParseAddr("10.230.0.1"), netip.MustParseAddr("10.230.0.2")
+			data := []byte("adopted " + c.name)
+			// The raw socket takes the ICMP message; the kernel adds the IP header.
+			request := packet.Echo(local, remote, packet.EchoRequest4, 0x4242, 9, data)[20:]
+			if _, err := conn.WriteTo(request, &net.IPAddr{IP: remote.AsSlice()}); err != nil {
+				t.Fatal(err)
+			}
+			in := receive(t, s, 5*time.Second, func(in packet.Info) bool { return in.IsEchoRequest() && in.ID == 0x4242 })
+			send(t, s, in.Reply())
+			conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			buf := make([]byte, 1500)
+			for {
+				n, from, err := conn.ReadFrom(buf)
+				if err != nil {
+					t.Fatalf("no echo reply from %v: %v; stats %+v", remote, err, wintun.SessionStats(s))
+				}
+				reply, err := packet.Parse(packet.IP(remote, local, packet.ProtoICMP, buf[:n]))
+				if err == nil && reply.IsEchoReply() && reply.ID == 0x4242 {
+					if from.String() != remote.String() || reply.Seq != 9 || string(reply.Payload[8:]) != string(data) {
+						t.Errorf("echo reply from %v, seq %d, data %q; want from %v, seq 9, data %q", from, reply.Seq, reply.Payload[8:], remote, data)
+					}
+					break
+				}
+			}
+			if st := wintun.SessionStats(s); st.ReceivedPackets == 0 || st.SentPackets != 1 {
+				t.Errorf("stats %+v: want packets received and exactly one sent", st)
+			}
+		})
+	}
+}
+
+// TestAdoptForwarderTCP moves a TCP transfer between two namespaces through a
+// forwarder between two adopted sessions: offloads are used on a device with
+// IFF_VNET_HDR and only there, on either engine.
+func TestAdoptForwarderTCP(t *testing.T) {
+	offloads := os.Getenv("WINTUN_OFFLOAD") != "0"
+	for _, c := range vnetCases {
+		for _, uring := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/uring=%v", c.name, uring), func(t *testing.T) {
+				checkLeaks(t)
+				nsA, nsB := netns.ForTest(t), netns.ForTest(t)
+				sa := adopt(t, nsA, hostTun(t, nsA, "wtadopt", c.flags, "10.231.0.1/24"), wintun.WithIOUring(uring))
+				sb := adopt(t, nsB, hostTun(t, nsB, "wtadopt", c.flags, "10.231.0.2/24"), wintun.WithIOUring(uring))
+				// The io_uring engine needs the header; without it the poll engine runs.
+				wantUring := uring && c.flags&unix.IFF_VNET_HDR != 0
+				for _, s := range []*wintun.Session{sa, sb} {
+					if got := wintun.SessionUsesIOUring(s); got != wantUring {
+						t.Errorf("io_uring engine in use: %v, want %v", got, wantUring)
+					}
+				}
+				var wg sync.WaitGroup
+				wg.Add(2)
+				go func() { defer wg.Done(); forward(sa, sb) }()
+				go func() { defer wg.Done(); forward(sb, sa) }()
+				defer wg.Wait()
+				defer sb.End()
+				defer sa.End()
+				netns.TransferTCP(t, nsA, nsB, "10.231.0.2:5031", 16<<20)
+				var supers, coalesced uint64
+				for _, s := range []*wintun.Session{sa, sb} {
+					st := wintun.SessionStats(s)
+					t.Logf("stats: %+v", st)
+					if st.ReceiveDropsRingFull != 0 || st.SendDiscardsInvalid != 0 || st.SendErrors != 0 || st.ReceiveErrors != 0 {
+						t.Errorf("drops or errors in a TCP transfer: %+v", st)
+					}
+					supers += st.ReceivedSuperPackets
+					coalesced += st.SentSuperPackets
+				}
+				if c.flags&unix.IFF_VNET_HDR == 0 {
+					if supers != 0 || coalesced != 0 {
+						t.Errorf("%d super-packets received and %d sent on a device without IFF_VNET_HDR", supers, coalesced)
+					}
+				} else if offloads && supers == 0 {
+					t.Error("the kernel handed over no super-packet: offloads are not in use")
+				}
+			})
+		}
+	}
+}
+
+// TestAdoptRefuses checks that what a session cannot run on is refused with a clear
+// error, and that a refused file stays open and the caller's.
+func TestAdoptRefuses(t *testing.T) {
+	checkLeaks(t)
+	ns := netns.ForTest(t)
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer devNull.Close()
+	var unattached *os.File
+	if fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0); err != nil {
+		t.Fatal(err)
+	} else {
+		unattached = os.NewFile(uintptr(fd), "/dev/net/tun")
+		defer unattached.Close()
+	}
+	bigHeader := hostTun(t, ns, "wtbighdr", tunVnet, "")
+	if err := ns.Do(func() error {
+		return fileIoctl(bigHeader, func(fd int) error { return unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, 12) })
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		f    *os.File
+		opts []wintun.SessionOption
+		want error
+	}{
+		{"tap", hostTun(t, ns, "wttap", unix.IFF_TAP|unix.IFF_NO_PI, ""), nil, errors.ErrUnsupported},
+		{"packet info", hostTun(t, ns, "wtpi", unix.IFF_TUN, ""), nil, errors.ErrUnsupported},
+		{"gso without vnet_hdr", hostTun(t, ns, "wtnohdr", tunPlain, ""), []wintun.SessionOption{wintun.WithGSO()}, errors.ErrUnsupported},
+		{"12-byte vnet_hdr", bigHeader, nil, errors.ErrUnsupported},
+		{"not tun", devNull, nil, unix.ENOTTY},
+		{"not attached", unattached, nil, unix.EBADFD},
+	} {
+		var s *wintun.Session
+		err := ns.Do(func() (err error) {
+			s, err = wintun.AdoptSession(c.f, wintun.RingCapacityMin, c.opts...)
+			return err
+		})
+		if err == nil {
+			s.End()
+		}
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: AdoptSession = %v, want an error satisfying errors.Is(err, %v)", c.name, err, c.want)
+			continue
+		}
+		t.Logf("%s: %v", c.name, err)
+		if _, err := c.f.Stat(); err != nil {
+			t.Errorf("%s: the refused file is not open any more: %v", c.name, err)
+		}
+	}
+	if _, err := wintun.AdoptSession(nil, wintun.RingCapacityMin); !errors.Is(err, os.ErrInvalid) {
+		t.Errorf("AdoptSession(nil) = %v, want os.ErrInvalid", err)
+	}
+}
+
+// TestAdoptEndCloses checks that End closes the session's queue, which removes a
+// device that nothing else holds, and deletes nothing itself: a persistent device
+// stays.
+func TestAdoptEndCloses(t *testing.T) {
+	for _, persist := range []bool{false, true} {
+		t.Run(fmt.Sprintf("persist=%v", persist), func(t *testing.T) {
+			checkLeaks(t)
+			ns := netns.ForTest(t)
+			// Netlink counts the queues of multiqueue devices only.
+			f := hostTun(t, ns, "wtend", tunVnet|unix.IFF_MULTI_QUEUE, "10.232.0.1/24")
+			if persist {
+				if err := fileIoctl(f, func(fd int) error { return unix.IoctlSetInt(fd, unix.TUNSETPERSIST, 1) }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// queues reports whether the device exists, and how many queues it has.
+			queues := func() (bool, int) {
+				var n int
+				err := ns.Do(func() error {
+					l, err := netlink.LinkByName("wtend")
+					if err == nil {
+						n = l.(*netlink.Tuntap).Queues
+					}
+					return err
+				})
+				var nf netlink.LinkNotFoundError
+				if err != nil && !errors.As(err, &nf) {
+					t.Fatal(err)
+				}
+				return err == nil, n
+			}
+			s := adopt(t, ns, f)
+			if exists, n := queues(); !exists || n != 1 {
+				t.Fatalf("while the adopted session runs: device exists %v with %d queues, want 1 queue", exists, n)
+			}
+			s.End()
+			// The io_uring engine's ring, which the kernel tears down asynchronously
+			// after End closes it, may hold the queue a moment longer.
+			deadline := time.Now().Add(10 * time.Second)
+			exists, n := queues()
+			for ; exists && n > 0 && time.Now().Before(deadline); exists, n = queues() {
+				time.Sleep(time.Millisecond)
+			}
+			switch {
+			case exists && n > 0:
+				t.Errorf("10 s after End the device still has %d queues", n)
+			case exists != persist:
+				t.Errorf("after End the device exists: %v, want %v (persistent: %v)", exists, persist, persist)
+			}
+			if _, err := s.ReceivePacket(); !errors.Is(err, wintun.ErrSessionEnded) {
+				t.Errorf("ReceivePacket after End = %v, want ErrSessionEnded", err)
+			}
+		})
+	}
+}
