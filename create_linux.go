@@ -72,41 +72,55 @@ func createElsewhere(name string, cfg *config) (int, error) {
 	}
 	c := make(chan result, 1)
 	go func() {
-		// The thread is never unlocked: it leaves the runtime with this goroutine
-		// and takes the private namespace with it.
 		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		home, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			runtime.UnlockOSThread()
 			c <- result{-1, fmt.Errorf("%w: %w", errNoNamespace, err)}
 			return
 		}
-		// The queue's fd keeps this namespace while it is open; the device is
-		// the only thing in it that anyone can reach, and it moves out.
-		fd, err := openQueue(name, tunFlags, false)
-		if err == nil {
-			if err = configureDevice(fd, name, cfg); err != nil {
-				discardDevice(fd, cfg)
-			}
+		defer unix.Close(home)
+		fd, err := createAndMove(name, cfg, target)
+		// The thread goes back to its own namespace (not necessarily the
+		// caller's) before it may run other goroutines; if it cannot, it stays
+		// locked and the runtime ends it with this goroutine.
+		if unix.Setns(home, unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
 		}
-		if err != nil {
-			c <- result{-1, err}
-			return
-		}
-		link, err := netlink.LinkByName(name)
-		if err == nil {
-			err = netlink.LinkSetNsFd(link, target)
-		}
-		if err != nil {
-			discardDevice(fd, cfg)
-			if errors.Is(err, unix.EEXIST) {
-				err = fs.ErrExist
-			}
-			c <- result{-1, fmt.Errorf("wintun: create adapter %q: move it into the caller's network namespace: %w", name, err)}
-			return
-		}
-		c <- result{fd, nil}
+		c <- result{fd, err}
 	}()
 	r := <-c
 	return r.fd, r.err
+}
+
+// createAndMove creates the device in a new network namespace, on the calling
+// thread, and moves it into the namespace target.
+func createAndMove(name string, cfg *config, target int) (int, error) {
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		return -1, fmt.Errorf("%w: %w", errNoNamespace, err)
+	}
+	// The queue's fd keeps this namespace while it is open; the device is the
+	// only thing in it that anyone can reach, and it moves out.
+	fd, err := openQueue(name, tunFlags, false)
+	if err != nil {
+		return -1, err
+	}
+	if err := configureDevice(fd, name, cfg); err != nil {
+		discardDevice(fd, cfg)
+		return -1, err
+	}
+	link, err := netlink.LinkByName(name)
+	if err == nil {
+		err = netlink.LinkSetNsFd(link, target)
+	}
+	if err != nil {
+		discardDevice(fd, cfg)
+		if errors.Is(err, unix.EEXIST) {
+			err = fs.ErrExist
+		}
+		return -1, fmt.Errorf("wintun: create adapter %q: move it into the caller's network namespace: %w", name, err)
+	}
+	return fd, nil
 }
 
 // configureDevice switches the carrier off and sets owner, group and persistence.

@@ -200,3 +200,62 @@ func TestAttackerChild(t *testing.T) {
 		unix.Close(fd)
 	}
 }
+
+// mainThreadEnv makes the test binary, re-executed by TestCreateAdapterOnMainThread,
+// call CreateAdapter from its main goroutine (see TestMain) and report namespaces.
+const mainThreadEnv = "WINTUN_TEST_MAIN_THREAD_CHILD"
+
+func TestMain(m *testing.M) {
+	if os.Getenv(mainThreadEnv) != "" {
+		os.Exit(createOnMainThread())
+	}
+	os.Exit(m.Run())
+}
+
+// createOnMainThread creates and closes adapters from the main goroutine, which the
+// runtime starts on the main thread, then prints the namespace of every thread of
+// the process and exits 0 if all are where the process started.
+func createOnMainThread() int {
+	home, _ := os.Readlink("/proc/self/ns/net")
+	for i := 0; i < 20; i++ {
+		a, err := wintun.CreateAdapter("wtmain", "Test", nil)
+		if err != nil {
+			fmt.Println("CreateAdapter:", err)
+			return 1
+		}
+		a.Close()
+	}
+	tasks, _ := os.ReadDir("/proc/self/task")
+	status := 0
+	for _, task := range tasks {
+		ns, err := os.Readlink("/proc/self/task/" + task.Name() + "/ns/net")
+		if err == nil && ns != home {
+			fmt.Printf("thread %s is in %s, not in the process's %s\n", task.Name(), ns, home)
+			status = 1
+		}
+	}
+	return status
+}
+
+// TestCreateAdapterOnMainThread creates adapters from a process's main goroutine: the
+// thread that CreateAdapter borrows to make the device in a private namespace must
+// come back to its own namespace, whichever thread it is (the main thread is never
+// ended by the runtime, so a thread left behind there would put the process's
+// /proc/self/net in the private namespace for good).
+func TestCreateAdapterOnMainThread(t *testing.T) {
+	ns := netns.ForTest(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []byte
+	err = ns.Do(func() error {
+		cmd := exec.Command(exe)
+		cmd.Env = append(os.Environ(), mainThreadEnv+"=1")
+		out, err = cmd.CombinedOutput()
+		return err
+	})
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+}
