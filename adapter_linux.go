@@ -171,6 +171,9 @@ func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option)
 	if err := netlink.LinkSetGSOMaxSize(link, gsoMaxSize); err != nil {
 		return fail("limit the super-packet size", err)
 	}
+	if err := setNoQueue(link); err != nil {
+		return fail("no qdisc", err)
+	}
 	if err := netlink.LinkSetUp(link); err != nil {
 		return fail("set up", err)
 	}

@@ -1,6 +1,7 @@
 package wintun
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/vishvananda/netlink"
@@ -14,11 +15,17 @@ import (
 // packets straight into the session's ring, which is the only buffer: here a burst
 // must likewise be lost only when the session's ring cannot hold it, so a session
 // makes the kernel's queue hold as many packets as its receive ring can (the
-// smallest IPv4 packet's record is the unit), up to what the kernel can allocate.
+// smallest IPv4 packet's record is the unit), up to kernelQueueMax.
+//
+// The queue holds packets the kernel no longer charges to their senders, so its
+// length bounds what a stalled session lets the kernel pile up: kernelQueueMax keeps
+// that to tens of megabytes of ordinary packets. And a qdisc in front of the queue
+// would allocate tx_queue_len entries for each of the device's 256 transmit queues:
+// adapters have none (noqueue), which the tun driver, never stopping its queues,
+// does not need.
 
-// kernelQueueMax is the largest queue the tun driver can allocate: its ring of
-// pointers must fit one kmalloc (KMALLOC_MAX_SIZE, 4 MiB with 4 KiB pages).
-const kernelQueueMax = 1 << 19
+// kernelQueueMax is the longest kernel queue a session asks for.
+const kernelQueueMax = 8192
 
 // kernelQueueLen is the kernel queue length that holds a full receive ring of
 // capacity bytes.
@@ -26,15 +33,31 @@ func kernelQueueLen(capacity uint32) int {
 	return min(int(capacity/alignRecord(20)), kernelQueueMax)
 }
 
+// setNoQueue replaces the default qdisc of the device with noqueue.
+func setNoQueue(link netlink.Link) error {
+	return netlink.QdiscReplace(&netlink.GenericQdisc{
+		QdiscAttrs: netlink.QdiscAttrs{LinkIndex: link.Attrs().Index, Parent: netlink.HANDLE_ROOT},
+		QdiscType:  "noqueue",
+	})
+}
+
 // raiseKernelQueue makes the adapter's kernel queue at least as long as a receive
 // ring of capacity bytes needs. It never shortens it: the adapter's other sessions
-// may need it. Without CAP_NET_ADMIN it cannot, and says so.
+// may need it. Without CAP_NET_ADMIN it cannot, and an adapter with a qdisc (made by
+// something else) keeps its queue: the qdisc would grow with it.
 func raiseKernelQueue(link netlink.Link, capacity uint32) {
 	want := kernelQueueLen(capacity)
 	if link.Attrs().TxQLen >= want {
 		return
 	}
-	if err := netlink.LinkSetTxQLen(link, want); err != nil {
+	qdiscs, err := netlink.QdiscList(link)
+	if err == nil && (len(qdiscs) != 1 || qdiscs[0].Type() != "noqueue") {
+		err = errors.New("the adapter has a qdisc")
+	}
+	if err == nil {
+		err = netlink.LinkSetTxQLen(link, want)
+	}
+	if err != nil {
 		logWarn("wintun: cannot lengthen the kernel's queue for the adapter; bursts longer than it are dropped (Stats.ReceiveDropsKernel)",
 			"adapter", link.Attrs().Name, "queue", link.Attrs().TxQLen, "want", want, "err", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"os"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -262,6 +263,26 @@ func TestBurstFitsRing(t *testing.T) {
 	ns := netns.ForTest(t)
 	noIPv6(t, ns)
 	a, s := nsAdapter(t, ns, "wtburst", 0x400000, "10.212.0.1/24")
+	// No qdisc (it would allocate the queue's length for each of 256 transmit
+	// queues), and the kernel's queue as long as the library makes it.
+	var qdisc []byte
+	if err := ns.Do(func() (err error) {
+		qdisc, err = exec.Command("tc", "qdisc", "show", "dev", "wtburst").Output()
+		return err
+	}); err != nil || !strings.HasPrefix(string(qdisc), "qdisc noqueue ") || strings.Count(string(qdisc), "\n") != 1 {
+		t.Errorf("tc qdisc show dev wtburst: %v: %q, want noqueue alone", err, qdisc)
+	}
+	var txqlen int
+	ns.Do(func() error {
+		l, err := netlink.LinkByName("wtburst")
+		if err == nil {
+			txqlen = l.Attrs().TxQLen
+		}
+		return err
+	})
+	if txqlen != 8192 {
+		t.Errorf("txqueuelen %d, want 8192 for a 4 MiB ring", txqlen)
+	}
 	const senders, perSender = 16, 400
 	socks := make([]*net.UDPConn, senders)
 	for i := range socks {

@@ -70,10 +70,10 @@ var carrierUsers = struct {
 //
 // The kernel queues the packets it sends through the adapter before the session
 // reads them; StartSession lengthens that queue (the device's txqueuelen, never
-// shortened) to hold as many packets as the receive ring can, up to 524,288, so that
-// a burst is lost only when the ring cannot hold it. That needs CAP_NET_ADMIN;
-// without it the queue stays as it is and a warning is logged. Whatever the kernel
-// drops there is counted in Stats.ReceiveDropsKernel.
+// shortened) to hold as many packets as the receive ring can, up to 8,192, so that
+// a burst of that many packets is lost only when the ring cannot hold it. That
+// needs CAP_NET_ADMIN; without it the queue stays as it is and a warning is logged.
+// Whatever the kernel drops there is counted in Stats.ReceiveDropsKernel.
 func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session, error) {
 	if err := checkCapacity(capacity); err != nil {
 		return nil, err

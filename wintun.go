@@ -140,10 +140,12 @@ type Stats struct {
 	// application's receive ring had no room (it is not reading or not releasing).
 	ReceiveDropsRingFull uint64
 	ReceiveErrors        uint64 // failed reads from the kernel
-	// ReceiveDropsKernel counts packets the kernel dropped before any session read
-	// them, because its queue for the adapter was full: on Linux the device's TX
-	// dropped counter, over the adapter's life and every process's sessions. A
-	// session raises the kernel's queue so that whatever fits its ring fits there
+	// ReceiveDropsKernel counts packets the kernel dropped on the adapter before any
+	// session read them, mostly because its queue for the adapter was full: on
+	// Linux the device's TX dropped counter, over the adapter's life and every
+	// process's sessions. It is read from the kernel while a session runs or the
+	// adapter is in the caller's network namespace, and is 0 otherwise. A session
+	// lengthens the kernel's queue so that a burst that fits its ring fits there
 	// too (see StartSession).
 	ReceiveDropsKernel uint64
 	// ReceiveDropsOversize counts packets from the kernel dropped because a ring
