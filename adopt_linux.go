@@ -21,7 +21,7 @@ import (
 // errors.Is(err, errors.ErrUnsupported), and so does a device whose packets carry
 // packet information, if netlink finds the device: the queue itself does not tell
 // (TUNGETIFF reports IFF_NO_PI's bit on every tun device), and a device that netlink
-// does not find (Android lets apps look up no link) is taken to be without it. A file
+// does not find (an Android app may not look links up) is taken to be without it. A file
 // that is not an attached tun queue gives the kernel's error: ENOTTY for a file that
 // is no tun queue, EBADFD for one attached to no device. f may be blocking: the
 // session switches the open file to non-blocking mode, which other descriptors of the
@@ -43,16 +43,19 @@ import (
 //
 // The session looks the device up through netlink: in the device's own network
 // namespace if the kernel tells which that is (TUNGETDEVNETNS needs CAP_NET_ADMIN),
-// else by name in the caller's. Only a device in the caller's namespace gets its
-// offloads on and its kernel queue lengthened (see StartSession); elsewhere, or
-// where it is not found, offloads are off.
+// else by name in the network namespace of the calling goroutine's thread. Only a
+// device in the caller's namespace gets its offloads on and its kernel queue
+// lengthened (see StartSession); elsewhere, or where it is not found, offloads are
+// off.
 //
 // The device stays the host's. The session leaves its carrier as it is (a new tun
 // device's carrier is on; switching it needs CAP_NET_ADMIN, which an adopter often
 // lacks), and its addresses, routes and persistence, and End deletes nothing: it
 // closes the session's descriptor, which removes the device if that was the last
-// descriptor of a device that is not persistent. The session belongs to no Adapter:
-// its statistics are its own.
+// descriptor of a device that is not persistent. (With the io_uring engine the kernel
+// lets go of the queue once it has torn the engine's rings down, which it does
+// asynchronously, a moment after End returns.) The session belongs to no Adapter: its
+// statistics are its own.
 func AdoptSession(f *os.File, capacity uint32, opts ...SessionOption) (*Session, error) {
 	if err := checkCapacity(capacity); err != nil {
 		return nil, err

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -141,59 +142,88 @@ func TestAdoptPing(t *testing.T) {
 					break
 				}
 			}
-			if st := wintun.SessionStats(s); st.ReceivedPackets == 0 || st.SentPackets != 1 {
-				t.Errorf("stats %+v: want packets received and exactly one sent", st)
-			}
 		})
 	}
 }
 
 // TestAdoptForwarderTCP moves a TCP transfer between two namespaces through a
-// forwarder between two adopted sessions: offloads are used on a device with
-// IFF_VNET_HDR and only there, on either engine.
+// forwarder between two adopted sessions, on either engine: offloads are used on a
+// device with IFF_VNET_HDR and only there, and only where the session runs in the
+// device's network namespace.
 func TestAdoptForwarderTCP(t *testing.T) {
 	offloads := os.Getenv("WINTUN_OFFLOAD") != "0"
-	for _, c := range vnetCases {
-		for _, uring := range []bool{false, true} {
-			t.Run(fmt.Sprintf("%s/uring=%v", c.name, uring), func(t *testing.T) {
-				checkLeaks(t)
-				nsA, nsB := netns.ForTest(t), netns.ForTest(t)
-				sa := adopt(t, nsA, hostTun(t, nsA, "wtadopt", c.flags, "10.231.0.1/24"), wintun.WithIOUring(uring))
-				sb := adopt(t, nsB, hostTun(t, nsB, "wtadopt", c.flags, "10.231.0.2/24"), wintun.WithIOUring(uring))
+	for _, c := range []struct {
+		name      string
+		vnet      bool
+		uring     bool // WithIOUring(true), else WithIOUring(false)
+		gso       bool
+		elsewhere bool // the sessions run in a namespace of their own
+	}{
+		{name: "plain/poll"},
+		{name: "plain/uring", uring: true},
+		{name: "vnet_hdr/poll", vnet: true},
+		{name: "vnet_hdr/uring", vnet: true, uring: true},
+		{name: "vnet_hdr/gso", vnet: true, gso: true},
+		{name: "vnet_hdr/elsewhere", vnet: true, elsewhere: true},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			checkLeaks(t)
+			flags := uint16(tunPlain)
+			if c.vnet {
+				flags = tunVnet
+			}
+			opts := []wintun.SessionOption{wintun.WithIOUring(c.uring)}
+			if c.gso {
+				opts = append(opts, wintun.WithGSO())
+			}
+			nsA, nsB := netns.ForTest(t), netns.ForTest(t)
+			fa := hostTun(t, nsA, "wtadopt", flags, "10.231.0.1/24")
+			fb := hostTun(t, nsB, "wtadopt", flags, "10.231.0.2/24")
+			runA, runB := nsA, nsB
+			if c.elsewhere {
+				runA = netns.ForTest(t)
+				runB = runA
+			}
+			sa, sb := adopt(t, runA, fa, opts...), adopt(t, runB, fb, opts...)
+			for _, s := range []*wintun.Session{sa, sb} {
 				// The io_uring engine needs the header; without it the poll engine runs.
-				wantUring := uring && c.flags&unix.IFF_VNET_HDR != 0
-				for _, s := range []*wintun.Session{sa, sb} {
-					if got := wintun.SessionUsesIOUring(s); got != wantUring {
-						t.Errorf("io_uring engine in use: %v, want %v", got, wantUring)
-					}
+				if got, want := wintun.SessionUsesIOUring(s), c.uring && c.vnet; got != want {
+					t.Errorf("io_uring engine in use: %v, want %v", got, want)
 				}
-				var wg sync.WaitGroup
-				wg.Add(2)
-				go func() { defer wg.Done(); forward(sa, sb) }()
-				go func() { defer wg.Done(); forward(sb, sa) }()
-				defer wg.Wait()
-				defer sb.End()
-				defer sa.End()
-				netns.TransferTCP(t, nsA, nsB, "10.231.0.2:5031", 16<<20)
-				var supers, coalesced uint64
-				for _, s := range []*wintun.Session{sa, sb} {
-					st := wintun.SessionStats(s)
-					t.Logf("stats: %+v", st)
-					if st.ReceiveDropsRingFull != 0 || st.SendDiscardsInvalid != 0 || st.SendErrors != 0 || st.ReceiveErrors != 0 {
-						t.Errorf("drops or errors in a TCP transfer: %+v", st)
-					}
-					supers += st.ReceivedSuperPackets
-					coalesced += st.SentSuperPackets
+			}
+			var gsoPackets atomic.Uint64
+			count := func(p []byte) {
+				if c.gso && p[1] != 0 { // gso_type of the virtio_net_hdr
+					gsoPackets.Add(1)
 				}
-				if c.flags&unix.IFF_VNET_HDR == 0 {
-					if supers != 0 || coalesced != 0 {
-						t.Errorf("%d super-packets received and %d sent on a device without IFF_VNET_HDR", supers, coalesced)
-					}
-				} else if offloads && supers == 0 {
-					t.Error("the kernel handed over no super-packet: offloads are not in use")
+			}
+			var wg sync.WaitGroup
+			wg.Add(2)
+			go func() { defer wg.Done(); forwardBatch(sa, sb, count) }()
+			go func() { defer wg.Done(); forwardBatch(sb, sa, count) }()
+			defer wg.Wait()
+			defer sb.End()
+			defer sa.End()
+			netns.TransferTCP(t, nsA, nsB, "10.231.0.2:5031", 16<<20)
+			supers, coalesced := gsoPackets.Load(), uint64(0)
+			for _, s := range []*wintun.Session{sa, sb} {
+				st := wintun.SessionStats(s)
+				t.Logf("stats: %+v", st)
+				if st.ReceiveDropsRingFull != 0 || st.SendDiscardsInvalid != 0 || st.SendErrors != 0 || st.ReceiveErrors != 0 {
+					t.Errorf("drops or errors in a TCP transfer: %+v", st)
 				}
-			})
-		}
+				supers += st.ReceivedSuperPackets
+				coalesced += st.SentSuperPackets
+			}
+			switch {
+			case !c.vnet && (supers != 0 || coalesced != 0):
+				t.Errorf("%d super-packets received and %d sent on a device without IFF_VNET_HDR", supers, coalesced)
+			case c.elsewhere && supers != 0:
+				t.Errorf("%d super-packets received by sessions outside the device's namespace", supers)
+			case c.vnet && !c.elsewhere && offloads && supers == 0:
+				t.Error("the kernel handed over no super-packet: offloads are not in use")
+			}
+		})
 	}
 }
 
