@@ -99,6 +99,12 @@
 // network namespace of the calling goroutine's thread, where the adapter must be. An
 // adapter moved into another namespace keeps its sessions.
 //
+// Adopted sessions: [AdoptSession] runs a session, with the same calls, on a tun
+// queue that the program did not open but was handed (by Android's VpnService, a
+// privileged parent, systemd's file-descriptor store). The device stays the host's:
+// the session changes neither its addresses nor its carrier, and has offloads only if
+// the device was set up with IFF_VNET_HDR.
+//
 // The repository's docs/linux.md has the details of each point.
 //
 // # Windows
