@@ -158,6 +158,9 @@ func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option)
 	if err := checkSoleQueue(a.index, &cfg); err != nil {
 		return fail("check", err)
 	}
+	if err := resetDevice(fd); err != nil {
+		return fail("check", err)
+	}
 	if err := netlink.LinkSetAlias(link, formatAlias(guid, tunnelType)); err != nil {
 		return fail("set alias", err)
 	}

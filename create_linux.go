@@ -1,14 +1,17 @@
 package wintun
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"runtime"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
 )
 
@@ -163,34 +166,120 @@ func discardDevice(fd int, cfg *config) {
 // one queue (the creator's, attached), then owner, group and persistence as set. The
 // two are read in that order, in two requests: an intruder must hold a queue to
 // change the owner, so one that changes it and leaves before the count shows in the
-// owner read after it. The kernel reports an unset group as 0, so a group set to
-// root's group by an intruder cannot be told from none (it only admits root's group).
+// owner read after it.
 func checkSoleQueue(index int, cfg *config) error {
-	t, err := tuntapByIndex(index)
+	t, err := readTun(index)
 	if err != nil {
 		return err
 	}
-	if t.Queues != 1 || t.DisabledQueues != 0 {
-		return fmt.Errorf("%d queues attached and %d detached, want only the creator's: %w", t.Queues, t.DisabledQueues, errTakenOver)
+	if t.queues != 1 || t.disabled != 0 {
+		return fmt.Errorf("%d queues attached and %d detached, want only the creator's: %w", t.queues, t.disabled, errTakenOver)
 	}
-	if t, err = tuntapByIndex(index); err != nil {
+	if t, err = readTun(index); err != nil {
 		return err
 	}
-	owner, group := uint32(max(cfg.owner, 0)), uint32(max(cfg.group, 0))
-	if t.Owner != owner || t.Group != group || t.NonPersist == cfg.persist {
-		return fmt.Errorf("owner %d, group %d, persistent %v: %w", t.Owner, t.Group, !t.NonPersist, errTakenOver)
+	if t.owner != int64(cfg.owner) || t.group != int64(cfg.group) || t.persist != cfg.persist {
+		return fmt.Errorf("owner %d, group %d (-1: none), persistent %v: %w", t.owner, t.group, t.persist, errTakenOver)
 	}
 	return nil
 }
 
-func tuntapByIndex(index int) (*netlink.Tuntap, error) {
-	l, err := netlink.LinkByIndex(index)
+// tunState is what the kernel reports of a tun device; owner and group are -1 when
+// not set (netlink leaves their attributes out, which the netlink package reads as
+// 0, root's).
+type tunState struct {
+	queues, disabled int
+	owner, group     int64
+	persist          bool
+}
+
+// readTun asks the kernel for the tun attributes of the interface at index, in the
+// caller's network namespace.
+func readTun(index int) (tunState, error) {
+	t := tunState{owner: -1, group: -1}
+	req := nl.NewNetlinkRequest(unix.RTM_GETLINK, unix.NLM_F_ACK)
+	msg := nl.NewIfInfomsg(unix.AF_UNSPEC)
+	msg.Index = int32(index)
+	req.AddData(msg)
+	msgs, err := req.Execute(unix.NETLINK_ROUTE, unix.RTM_NEWLINK)
 	if err != nil {
-		return nil, err
+		return t, fmt.Errorf("interface %d: %w", index, err)
 	}
-	t, ok := l.(*netlink.Tuntap)
-	if !ok {
-		return nil, fmt.Errorf("interface %d is a %s, not a tun device", index, l.Type())
+	if len(msgs) != 1 || len(msgs[0]) < unix.SizeofIfInfomsg {
+		return t, fmt.Errorf("interface %d: unexpected netlink answer", index)
+	}
+	data, err := nestedAttr(msgs[0][unix.SizeofIfInfomsg:], unix.IFLA_LINKINFO, nl.IFLA_INFO_DATA)
+	if err != nil {
+		return t, fmt.Errorf("interface %d is not a tun device: %w", index, err)
+	}
+	attrs, err := nl.ParseRouteAttr(data)
+	if err != nil {
+		return t, err
+	}
+	for _, a := range attrs {
+		switch a.Attr.Type & nl.NLA_TYPE_MASK {
+		case nl.IFLA_TUN_OWNER:
+			t.owner = int64(binary.NativeEndian.Uint32(a.Value))
+		case nl.IFLA_TUN_GROUP:
+			t.group = int64(binary.NativeEndian.Uint32(a.Value))
+		case nl.IFLA_TUN_PERSIST:
+			t.persist = a.Value[0] != 0
+		case nl.IFLA_TUN_NUM_QUEUES:
+			t.queues = int(binary.NativeEndian.Uint32(a.Value))
+		case nl.IFLA_TUN_NUM_DISABLED_QUEUES:
+			t.disabled = int(binary.NativeEndian.Uint32(a.Value))
+		}
 	}
 	return t, nil
+}
+
+// nestedAttr returns the value of the attribute at the path of types in b.
+func nestedAttr(b []byte, path ...uint16) ([]byte, error) {
+	for _, typ := range path {
+		attrs, err := nl.ParseRouteAttr(b)
+		if err != nil {
+			return nil, err
+		}
+		b = nil
+		for _, a := range attrs {
+			if a.Attr.Type&nl.NLA_TYPE_MASK == typ {
+				b = a.Value
+				break
+			}
+		}
+		if b == nil {
+			return nil, fmt.Errorf("no netlink attribute %d", typ)
+		}
+	}
+	return b, nil
+}
+
+// resetDevice undoes, through the creator's queue, every device-wide setting that
+// an intruder attached in the moment before the owner was set could have made and
+// that checkSoleQueue cannot see: the virtio header's size and byte order, the link
+// type, eBPF steering and filter programs, the send buffer and the offloads. Once
+// checkSoleQueue has passed nobody else can attach, so nothing can change them again.
+func resetDevice(fd int) error {
+	for _, r := range []struct {
+		what string
+		err  error
+	}{
+		{"virtio header size", unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, GSOHeaderLen)},
+		{"virtio header little endian", unix.IoctlSetPointerInt(fd, unix.TUNSETVNETLE, 0)},
+		{"link type", unix.IoctlSetInt(fd, unix.TUNSETLINK, unix.ARPHRD_NONE)},
+		{"steering program", unix.IoctlSetPointerInt(fd, unix.TUNSETSTEERINGEBPF, -1)},
+		{"filter program", unix.IoctlSetPointerInt(fd, unix.TUNSETFILTEREBPF, -1)},
+		{"send buffer", unix.IoctlSetPointerInt(fd, unix.TUNSETSNDBUF, math.MaxInt32)},
+		{"offloads", unix.IoctlSetInt(fd, unix.TUNSETOFFLOAD, 0)},
+	} {
+		if r.err != nil {
+			return fmt.Errorf("reset %s: %w", r.what, r.err)
+		}
+	}
+	// Kernels without cross-endian virtio support refuse the big-endian switch; it
+	// is then off.
+	if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETBE, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("reset virtio header big endian: %w", err)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/exec"
 	"strings"
@@ -29,20 +30,25 @@ const attackerEnv = "WINTUN_TEST_ATTACKER_CHILD"
 // not set yet. The attacker must never attach, and after every creation iproute2
 // must show the device with our one queue and our owner only.
 //
-// The second run forces the fallback for a creator that may not make a network
+// The other runs force the fallback for a creator that may not make a network
 // namespace of its own: the window then exists, so the attacker may attach, but
 // CreateAdapter must notice it and fail, and may never return an adapter that
-// another process holds a queue of.
+// another process holds a queue of ("claim": the attacker makes itself the owner and
+// holds its queue a while), nor one whose settings an attacker changed before it
+// left at once ("poison": virtio header size, link type, send buffer).
 func TestCreateAdapterRace(t *testing.T) {
-	for _, private := range []bool{true, false} {
-		t.Run(fmt.Sprintf("private=%v", private), func(t *testing.T) {
-			defer wintun.SetCreateInPrivateNamespace(private)()
-			createAdapterRace(t, private)
+	for _, c := range []struct {
+		private bool
+		mode    string
+	}{{true, "claim"}, {false, "claim"}, {false, "poison"}} {
+		t.Run(fmt.Sprintf("private=%v/%s", c.private, c.mode), func(t *testing.T) {
+			defer wintun.SetCreateInPrivateNamespace(c.private)()
+			createAdapterRace(t, c.private, c.mode)
 		})
 	}
 }
 
-func createAdapterRace(t *testing.T, private bool) {
+func createAdapterRace(t *testing.T, private bool, mode string) {
 	ns := netns.ForTest(t)
 	exe, err := os.Executable()
 	if err != nil {
@@ -52,7 +58,7 @@ func createAdapterRace(t *testing.T, private bool) {
 	var attached, created, refused int
 	err = ns.Do(func() error {
 		cmd := exec.Command(exe, "-test.run=^TestAttackerChild$", "-test.count=1")
-		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s:%d:%d", attackerEnv, name, unprivUID, unprivGID))
+		cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%s:%d:%d:%s", attackerEnv, name, unprivUID, unprivGID, mode))
 		cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 		cmd.Stderr = os.Stderr
 		stdin, err := cmd.StdinPipe()
@@ -95,6 +101,9 @@ func createAdapterRace(t *testing.T, private bool) {
 			}
 			created++
 			verr := checkOnlyOurQueue(name)
+			if verr == nil {
+				verr = checkSettings(name)
+			}
 			a.Close()
 			if verr != nil {
 				return fmt.Errorf("cycle %d: %w", i, verr)
@@ -117,6 +126,9 @@ func createAdapterRace(t *testing.T, private bool) {
 	if private && attached > 0 {
 		t.Fatalf("the unprivileged attacker attached to a new adapter %d times in %d cycles", attached, cycles)
 	}
+	if mode == "poison" && created == cycles {
+		t.Logf("the attacker reached no adapter in %d cycles", cycles)
+	}
 	if !private && refused > attached {
 		t.Fatalf("%d creations refused, more than the %d times the attacker attached", refused, attached)
 	}
@@ -130,6 +142,7 @@ func checkOnlyOurQueue(name string) error {
 		return fmt.Errorf("ip link show %s: %w", name, err)
 	}
 	var links []struct {
+		LinkType string `json:"link_type"`
 		LinkInfo struct {
 			Data struct {
 				NumQueues   *int   `json:"numqueues"`
@@ -143,8 +156,36 @@ func checkOnlyOurQueue(name string) error {
 		return fmt.Errorf("ip link show %s: %v: %s", name, err, out)
 	}
 	d := links[0].LinkInfo.Data
-	if d.NumQueues == nil || d.NumDisabled == nil || *d.NumQueues+*d.NumDisabled != 1 || d.User != "root" || d.Group != "" {
+	if d.NumQueues == nil || d.NumDisabled == nil || *d.NumQueues+*d.NumDisabled != 1 || d.User != "root" || d.Group != "" || links[0].LinkType != "none" {
 		return fmt.Errorf("adapter %s has queues or an owner that are not ours: %s", name, out)
+	}
+	return nil
+}
+
+// checkSettings attaches a queue of its own to the tun device name and reads the
+// device-wide settings an intruder could have changed: they must be the kernel's
+// defaults for a device with virtio headers.
+func checkSettings(name string) error {
+	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	ifr, _ := unix.NewIfreq(name)
+	ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_MULTI_QUEUE | unix.IFF_VNET_HDR)
+	if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+		return fmt.Errorf("attach to %s: %w", name, err)
+	}
+	hdr, err := unix.IoctlGetInt(fd, unix.TUNGETVNETHDRSZ)
+	if err != nil {
+		return err
+	}
+	sndbuf, err := unix.IoctlGetInt(fd, unix.TUNGETSNDBUF)
+	if err != nil {
+		return err
+	}
+	if hdr != 10 || sndbuf != math.MaxInt32 {
+		return fmt.Errorf("adapter %s has virtio header size %d and send buffer %d: changed by another process", name, hdr, sndbuf)
 	}
 	return nil
 }
@@ -158,13 +199,12 @@ func TestAttackerChild(t *testing.T) {
 	if v == "" {
 		t.Skip("run by TestCreateAdapterRace")
 	}
-	var name string
 	var uid, gid int
 	parts := strings.Split(v, ":")
-	if len(parts) != 3 {
+	if len(parts) != 4 {
 		t.Fatalf("%s=%q", attackerEnv, v)
 	}
-	name = parts[0]
+	name, mode := parts[0], parts[3]
 	if _, err := fmt.Sscanf(parts[1]+" "+parts[2], "%d %d", &uid, &gid); err != nil {
 		t.Fatal(err)
 	}
@@ -189,13 +229,22 @@ func TestAttackerChild(t *testing.T) {
 		for i := 0; i < 1000; i++ {
 			ifr, _ := unix.NewIfreq(name)
 			ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_MULTI_QUEUE | unix.IFF_VNET_HDR)
-			if unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr) == nil {
-				// Claim the device, and hold the queue a while to read traffic.
-				unix.IoctlSetInt(fd, unix.TUNSETOWNER, uid)
+			if unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr) != nil {
+				continue
+			}
+			if mode == "poison" {
+				// Change what the owner cannot see and leave at once.
+				unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, 12)
+				unix.IoctlSetInt(fd, unix.TUNSETLINK, unix.ARPHRD_ETHER)
+				unix.IoctlSetPointerInt(fd, unix.TUNSETSNDBUF, 4096)
 				fmt.Println("attached")
-				time.Sleep(20 * time.Millisecond)
 				break
 			}
+			// Claim the device, and hold the queue a while to read traffic.
+			unix.IoctlSetInt(fd, unix.TUNSETOWNER, uid)
+			fmt.Println("attached")
+			time.Sleep(20 * time.Millisecond)
+			break
 		}
 		unix.Close(fd)
 	}
