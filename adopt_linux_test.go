@@ -6,8 +6,11 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -338,5 +341,81 @@ func TestAdoptEndCloses(t *testing.T) {
 				t.Errorf("ReceivePacket after End = %v, want ErrSessionEnded", err)
 			}
 		})
+	}
+}
+
+// adoptChildEnv makes the test binary, re-executed by TestAdoptByUnprivilegedChild,
+// run TestAdoptChild.
+const adoptChildEnv = "WINTUN_TEST_ADOPT_CHILD"
+
+// TestAdoptByUnprivilegedChild hands a queue, opened and set up by the test, to a
+// child process that drops to the user nobody before it adopts the queue and
+// exchanges a ping with the kernel through it: a privileged parent's handover.
+func TestAdoptByUnprivilegedChild(t *testing.T) {
+	ns := netns.ForTest(t)
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := hostTun(t, ns, "wtchild", tunVnet, "10.233.0.1/24")
+	var out []byte
+	err = ns.Do(func() (err error) {
+		// The child is forked from this thread, so it starts in this namespace.
+		cmd := exec.Command(exe, "-test.run=^TestAdoptChild$", "-test.v", "-test.count=1")
+		cmd.Env = append(os.Environ(), adoptChildEnv+"=1")
+		cmd.ExtraFiles = []*os.File{f} // descriptor 3 in the child
+		out, err = cmd.CombinedOutput()
+		return err
+	})
+	if err != nil || !strings.Contains(string(out), "adopting child: all checks passed") {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	t.Logf("child output:\n%s", out)
+}
+
+// TestAdoptChild runs only in the child of TestAdoptByUnprivilegedChild.
+func TestAdoptChild(t *testing.T) {
+	if os.Getenv(adoptChildEnv) == "" {
+		t.Skip("run by TestAdoptByUnprivilegedChild")
+	}
+	// The test binary lies in a directory only root may enter: the child starts as
+	// root and drops its privileges here, every thread's.
+	if err := syscall.Setgroups(nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setgid(unprivGID); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Setuid(unprivUID); err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := netns.Privileged(); ok || os.Geteuid() != unprivUID {
+		t.Fatalf("still privileged after dropping to uid %d", unprivUID)
+	}
+	f := os.NewFile(3, "handed-over tun queue")
+	// Without CAP_NET_ADMIN the kernel does not say where the device is: the
+	// session finds it by name.
+	if err := fileIoctl(f, func(fd int) error {
+		nsfd, err := unix.IoctlRetInt(fd, unix.TUNGETDEVNETNS)
+		if err == nil {
+			unix.Close(nsfd)
+		}
+		return err
+	}); !errors.Is(err, unix.EPERM) {
+		t.Errorf("TUNGETDEVNETNS as uid %d: %v, want EPERM", unprivUID, err)
+	}
+	s, err := wintun.AdoptSession(f, wintun.RingCapacityMin)
+	if err != nil {
+		t.Fatalf("AdoptSession as uid %d: %v", unprivUID, err)
+	}
+	defer s.End()
+	local, remote := netip.MustParseAddr("10.233.0.2"), netip.MustParseAddr("10.233.0.1")
+	send(t, s, packet.Echo(local, remote, packet.EchoRequest4, 0x4343, 3, []byte("from the child")))
+	in := receive(t, s, 5*time.Second, func(in packet.Info) bool { return in.IsEchoReply() && in.ID == 0x4343 })
+	if in.Src != remote || in.Dst != local || in.Seq != 3 {
+		t.Errorf("echo reply %v seq %d, want from %v to %v seq 3", in, in.Seq, remote, local)
+	}
+	if !t.Failed() {
+		fmt.Println("adopting child: all checks passed")
 	}
 }
