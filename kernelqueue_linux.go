@@ -3,6 +3,7 @@ package wintun
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
@@ -57,11 +58,18 @@ func raiseKernelQueue(link netlink.Link, capacity uint32) {
 	if err == nil {
 		err = netlink.LinkSetTxQLen(link, want)
 	}
-	if err != nil {
+	if err == nil {
+		return
+	}
+	if _, said := queueWarned.LoadOrStore(link.Attrs().Name, true); !said {
 		logWarn("wintun: cannot lengthen the kernel's queue for the adapter; bursts longer than it are dropped (Stats.ReceiveDropsKernel)",
 			"adapter", link.Attrs().Name, "queue", link.Attrs().TxQLen, "want", want, "err", err)
 	}
 }
+
+// queueWarned holds the names of the adapters whose queue raiseKernelQueue could not
+// lengthen, so that it says so once, not at every session.
+var queueWarned sync.Map
 
 // deviceLink looks up the tun device of the attached queue fd by name, through
 // netlink in the device's network namespace (which need not be the caller's).
