@@ -123,7 +123,10 @@ func ping(ns *netns.NS, dst netip.Addr, timeout int64) error {
 			return err
 		}
 		defer unix.Close(fd)
-		unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: timeout})
+		tv := unix.NsecToTimeval(timeout * 1e9)
+		if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
+			return err
+		}
 		msg := packet.Echo(dst, dst, packet.EchoRequest4, 7777, 1, []byte("pipe"))[20:]
 		if err := unix.Sendto(fd, msg, 0, &unix.SockaddrInet4{Addr: dst.As4()}); err != nil {
 			return err
