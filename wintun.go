@@ -1,18 +1,3 @@
-// Package wintun is Wintun's API in Go: a layer 3 TUN adapter whose packets move
-// between the application and the kernel in bundles, over a pair of shared rings.
-//
-// An Adapter is a virtual network card that carries IPv4 and IPv6 packets, with no
-// Ethernet emulation. A Session attached to it holds two rings: ReceivePacket hands out
-// the packets the operating system sent through the adapter, as slices into the ring,
-// until ReleaseReceivePacket gives their space back; AllocateSendPacket reserves ring
-// space for a packet that the operating system will receive once SendPacket commits it.
-// The kernel side of the rings runs in background goroutines, so none of the six
-// session calls makes a system call.
-//
-// On Linux an adapter is a multiqueue tun device (IFF_TUN, IFF_NO_PI) and every session
-// is one of its queues; see the README for how Wintun's notions map onto Linux. On
-// Windows the same API wraps the official wintun.dll (through golang.zx2c4.com/wintun),
-// which must sit next to the executable; see the README's Windows section.
 package wintun
 
 import (
