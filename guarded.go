@@ -98,16 +98,92 @@ func (g *guardedSession) receive() ([]byte, error) {
 func (g *guardedSession) release(packet []byte) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	if g.ended.Load() {
-		return
-	}
-	if _, ok := takeHeld(g, g.received, packet); !ok {
+	if !g.ended.Load() && !g.releaseLocked(packet) {
 		logWarn("wintun: ReleaseReceivePacket: not a packet held from this session", "adapter", g.adapter)
-		return
+	}
+}
+
+// releaseLocked gives packet back to the binding if it is a held packet; the caller
+// holds g.mu for reading and has checked that the session has not ended.
+func (g *guardedSession) releaseLocked(packet []byte) bool {
+	if _, ok := takeHeld(g, g.received, packet); !ok {
+		return false
 	}
 	// The DLL finds the record from the packet's first byte; a one-byte view works
 	// even for a packet that was handed out empty.
 	g.b.ReleaseReceivePacket(unsafe.Slice(unsafe.SliceData(packet), 1))
+	return true
+}
+
+// receiveBatch is receive for a bundle, as a loop over the binding's single calls
+// (wintun.dll has no batch calls): it stops at the first error, and returns
+// ErrNoMoreItems only when it received nothing.
+func (g *guardedSession) receiveBatch(packets [][]byte) (int, error) {
+	n := 0
+	for n < len(packets) {
+		p, err := g.receive()
+		if err != nil {
+			if n > 0 && err == ErrNoMoreItems {
+				break
+			}
+			return n, err
+		}
+		packets[n] = p
+		n++
+	}
+	return n, nil
+}
+
+// releaseBatch is release for a bundle, with one warning for all the slices that are
+// not held packets of this session.
+func (g *guardedSession) releaseBatch(packets [][]byte) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.ended.Load() {
+		return
+	}
+	refused := 0
+	for _, p := range packets {
+		if !g.releaseLocked(p) {
+			refused++
+		}
+	}
+	if refused > 0 {
+		logWarn("wintun: ReleaseReceivePackets: not packets held from this session", "adapter", g.adapter, "count", refused)
+	}
+}
+
+// allocateBatch is allocate for a bundle, in order, as many as fit: fewer than
+// len(sizes) with the error that stopped it (ErrBufferOverflow for a full ring).
+// The caller has checked the sizes and the length of packets.
+func (g *guardedSession) allocateBatch(sizes []int, packets [][]byte) (int, error) {
+	for n, size := range sizes {
+		p, err := g.allocate(size)
+		if err != nil {
+			return n, err
+		}
+		packets[n] = p
+	}
+	return len(sizes), nil
+}
+
+// sendBatch is send for a bundle, with one warning for all the slices that are not
+// uncommitted packets of this session.
+func (g *guardedSession) sendBatch(packets [][]byte) {
+	g.mu.RLock()
+	defer g.mu.RUnlock()
+	if g.ended.Load() {
+		return
+	}
+	refused := 0
+	for _, p := range packets {
+		if !g.sendLocked(p) {
+			refused++
+		}
+	}
+	if refused > 0 {
+		logWarn("wintun: SendPackets: not packets allocated from this session", "adapter", g.adapter, "count", refused)
+	}
 }
 
 func (g *guardedSession) allocate(size int) ([]byte, error) {
@@ -129,13 +205,17 @@ func (g *guardedSession) allocate(size int) ([]byte, error) {
 func (g *guardedSession) send(packet []byte) {
 	g.mu.RLock()
 	defer g.mu.RUnlock()
-	if g.ended.Load() {
-		return
+	if !g.ended.Load() && !g.sendLocked(packet) {
+		logWarn("wintun: SendPacket: not a packet allocated from this session", "adapter", g.adapter)
 	}
+}
+
+// sendLocked commits packet if it is an uncommitted packet of this session; the
+// caller holds g.mu for reading and has checked that the session has not ended.
+func (g *guardedSession) sendLocked(packet []byte) bool {
 	full, ok := takeHeld(g, g.allocated, packet)
 	if !ok {
-		logWarn("wintun: SendPacket: not a packet allocated from this session", "adapter", g.adapter)
-		return
+		return false
 	}
 	if validPacket(full) {
 		g.stats.txPackets.Add(1)
@@ -148,6 +228,7 @@ func (g *guardedSession) send(packet []byte) {
 		g.stats.txDiscardsInvalid.Add(1)
 	}
 	g.b.SendPacket(full)
+	return true
 }
 
 // takeHeld removes packet from held and returns the slice handed out, if packet is
@@ -165,4 +246,26 @@ func takeHeld(g *guardedSession, held map[*byte][]byte, packet []byte) (full []b
 	}
 	delete(held, ptr)
 	return full, true
+}
+
+// pumpReadEvent turns the session's read-wait event into tokens on out, never more
+// than one waiting: wait blocks until the event is set (true), the session is
+// stopping (false), or the wait fails. A failed wait leaves nobody to signal new
+// packets, so onFail ends the session rather than let readers wait forever or spin on
+// a closed channel. The caller closes out once pumpReadEvent returns.
+func pumpReadEvent(wait func() (bool, error), out chan<- struct{}, onFail func(error)) {
+	for {
+		readable, err := wait()
+		if err != nil {
+			onFail(err)
+			return
+		}
+		if !readable {
+			return
+		}
+		select {
+		case out <- struct{}{}:
+		default: // a token is already waiting
+		}
+	}
 }

@@ -19,6 +19,8 @@ type fakeBinding struct {
 	incoming [][]byte // what ReceivePacket hands out next
 	recvErr  error    // returned when incoming is empty (default ERROR_NO_MORE_ITEMS)
 	allocErr error
+	allocMax int // if > 0, allocations beyond this many find the ring full
+	allocs   int
 	released [][]byte
 	sent     [][]byte
 	ends     int
@@ -62,6 +64,10 @@ func (f *fakeBinding) AllocateSendPacket(n int) ([]byte, error) {
 	if f.allocErr != nil {
 		return nil, f.allocErr
 	}
+	if f.allocMax > 0 && f.allocs >= f.allocMax {
+		return nil, syscall.Errno(winErrorBufferOverflow)
+	}
+	f.allocs++
 	return make([]byte, n), nil
 }
 
@@ -238,5 +244,90 @@ func TestGuardedSessionEndRace(t *testing.T) {
 		if f.ends != 1 {
 			t.Fatalf("binding End called %d times", f.ends)
 		}
+	}
+}
+
+func TestGuardedSessionBatch(t *testing.T) {
+	f := &fakeBinding{t: t, incoming: [][]byte{ipv4(20), ipv4(21), ipv4(22)}, allocMax: 2}
+	var st stats
+	g := newGuardedSession(f, "test", &st, nil, func() {})
+
+	bundle := make([][]byte, 2)
+	if n, err := g.receiveBatch(bundle); n != 2 || err != nil {
+		t.Fatalf("receiveBatch = %d, %v; want 2, nil", n, err)
+	}
+	rest := make([][]byte, 4)
+	n, err := g.receiveBatch(rest)
+	if n != 1 || err != nil || len(rest[0]) != 22 {
+		t.Fatalf("receiveBatch of the last packet = %d, %v (len %d); want 1, nil", n, err, len(rest[0]))
+	}
+	if n, err := g.receiveBatch(rest); n != 0 || err != ErrNoMoreItems {
+		t.Fatalf("receiveBatch of an empty ring = %d, %v; want 0, ErrNoMoreItems", n, err)
+	}
+	// One foreign slice among held packets: the held ones are released all the same.
+	g.releaseBatch([][]byte{bundle[0], make([]byte, 20), bundle[1], rest[0]})
+	if len(f.released) != 3 {
+		t.Fatalf("%d releases reached the binding, want 3", len(f.released))
+	}
+	g.releaseBatch([][]byte{bundle[0]}) // released already: ignored
+	if len(f.released) != 3 {
+		t.Fatal("a packet was released twice")
+	}
+
+	out := make([][]byte, 3)
+	n, err = g.allocateBatch([]int{20, 40, 60}, out)
+	if n != 2 || err != ErrBufferOverflow {
+		t.Fatalf("allocateBatch into a ring with room for 2 = %d, %v; want 2, ErrBufferOverflow", n, err)
+	}
+	if len(out[0]) != 20 || len(out[1]) != 40 || out[2] != nil {
+		t.Fatalf("allocated lengths %d, %d, %v", len(out[0]), len(out[1]), out[2])
+	}
+	out[0][0], out[1][0] = 0x45, 0x60
+	g.sendBatch([][]byte{out[0], out[0][:4], out[1]})
+	if len(f.sent) != 2 {
+		t.Fatalf("%d packets reached the binding, want 2", len(f.sent))
+	}
+	if s := st.snapshot(); s.SentPackets != 2 || s.SentBytes != 60 || s.ReceivedPackets != 3 {
+		t.Errorf("stats %+v", s)
+	}
+
+	g.end(func() {})
+	if n, err := g.receiveBatch(rest); n != 0 || err != ErrSessionEnded {
+		t.Errorf("receiveBatch after end = %d, %v", n, err)
+	}
+	if n, err := g.allocateBatch([]int{20}, out); n != 0 || err != ErrSessionEnded {
+		t.Errorf("allocateBatch after end = %d, %v", n, err)
+	}
+	g.releaseBatch(bundle) // no call reaches the freed binding
+	g.sendBatch(out)
+}
+
+func TestPumpReadEvent(t *testing.T) {
+	// Three signals, then a stop: the tokens do not pile up beyond one.
+	results := []bool{true, true, true, false}
+	out := make(chan struct{}, 1)
+	failed := false
+	pumpReadEvent(func() (bool, error) {
+		r := results[0]
+		results = results[1:]
+		return r, nil
+	}, out, func(error) { failed = true })
+	if failed || len(out) != 1 || len(results) != 0 {
+		t.Fatalf("after a stop: failed %v, %d tokens, %d waits left", failed, len(out), len(results))
+	}
+
+	// A failed wait ends the session (onFail) instead of leaving readers stranded.
+	waitErr := syscall.Errno(6) // ERROR_INVALID_HANDLE
+	var got error
+	calls := 0
+	pumpReadEvent(func() (bool, error) {
+		calls++
+		if calls == 1 {
+			return true, nil
+		}
+		return false, waitErr
+	}, out, func(err error) { got = err })
+	if !errors.Is(got, waitErr) || calls != 2 {
+		t.Fatalf("onFail got %v after %d waits, want the wait's error after 2", got, calls)
 	}
 }

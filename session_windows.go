@@ -80,26 +80,24 @@ func (a *Adapter) StartSession(capacity uint32, opts ...SessionOption) (*Session
 // auto-reset and the driver sets it whenever it adds packets, so a packet that arrives
 // after ReceivePacket reported ErrNoMoreItems always sets it after that report, and
 // this loop then leaves a token in the channel: no wake-up is missed. It closes the
-// channel once quit is set, by End or when the adapter is gone. It keeps an OS thread
-// blocked for the session's life.
+// channel once quit is set, by End or when the adapter is gone. A failed wait ends the
+// session, so that callers get ErrSessionEnded instead of waiting on a closed channel
+// and finding the ring empty forever. It keeps an OS thread blocked for the session's
+// life.
 func (s *Session) waitLoop(readEvent windows.Handle) {
 	defer close(s.waiterDone)
 	defer close(s.readEvent)
 	handles := []windows.Handle{readEvent, s.quit}
-	for {
+	pumpReadEvent(func() (bool, error) {
 		i, err := windows.WaitForMultipleObjects(handles, false, windows.INFINITE)
 		if err != nil {
-			logWarn("wintun: waiting for packets failed; ReadWaitEvent closed", "adapter", s.adapter.name, "err", err)
-			return
+			return false, err
 		}
-		if i != windows.WAIT_OBJECT_0 {
-			return
-		}
-		select {
-		case s.readEvent <- struct{}{}:
-		default: // a token is already waiting
-		}
-	}
+		return i == windows.WAIT_OBJECT_0, nil
+	}, s.readEvent, func(err error) {
+		logWarn("wintun: waiting for packets failed; ending the session", "adapter", s.adapter.name, "err", err)
+		go s.End() // End waits for this loop to return
+	})
 }
 
 // End ends the session and frees its rings: it closes ReadWaitEvent's channel and
@@ -153,3 +151,35 @@ func (s *Session) AllocateSendPacket(size int) ([]byte, error) {
 // uncommitted packet of this session is ignored (and logged). Packets that are not
 // IPv4 or IPv6 are counted in Stats.SendDiscardsInvalid; the driver drops them.
 func (s *Session) SendPacket(packet []byte) { s.g.send(packet) }
+
+// ReceivePackets is ReceivePacket for a bundle: it stores up to len(packets) received
+// packets, slices into the ring, in packets and returns how many. It returns
+// ErrNoMoreItems when there is none, and the errors of ReceivePacket. wintun.dll has
+// no batch calls: on Windows this is a loop over ReceivePacket.
+func (s *Session) ReceivePackets(packets [][]byte) (int, error) { return s.g.receiveBatch(packets) }
+
+// ReleaseReceivePackets releases packets from ReceivePacket or ReceivePackets, as
+// ReleaseReceivePacket does for each.
+func (s *Session) ReleaseReceivePackets(packets [][]byte) { s.g.releaseBatch(packets) }
+
+// AllocateSendPackets allocates one packet per entry of sizes, in order, into packets
+// (which must be at least as long), and returns how many it allocated: fewer than
+// len(sizes) with ErrBufferOverflow when the ring is full. Sizes are checked as in
+// AllocateSendPacket before anything is allocated. On Windows this is a loop over
+// AllocateSendPacket.
+func (s *Session) AllocateSendPackets(sizes []int, packets [][]byte) (int, error) {
+	if len(packets) < len(sizes) {
+		return 0, fmt.Errorf("wintun: AllocateSendPackets: %d sizes but room for %d packets", len(sizes), len(packets))
+	}
+	for _, size := range sizes {
+		if size < 1 || size > PacketSizeMax {
+			return 0, fmt.Errorf("wintun: invalid packet size %d: want 1 to %d", size, PacketSizeMax)
+		}
+	}
+	return s.g.allocateBatch(sizes, packets)
+}
+
+// SendPackets commits packets from AllocateSendPacket or AllocateSendPackets, as
+// SendPacket does for each. On Windows this is a loop over SendPacket; the driver
+// wakes on its own.
+func (s *Session) SendPackets(packets [][]byte) { s.g.sendBatch(packets) }
