@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/sys/windows"
 	dll "golang.zx2c4.com/wintun"
+	"golang.zx2c4.com/wireguard/windows/tunnel/winipcfg"
 )
 
 // Adapter is a layer 3 virtual network card: on Windows, a Wintun adapter of the
@@ -31,6 +32,8 @@ type Adapter struct {
 	closed   bool
 	handle   *dll.Adapter
 	sessions map[*Session]struct{}
+	mtu      int          // the MTU set through this handle, given to a late family
+	watch    *familyWatch // the creator's: configures a family that arrives late
 }
 
 // CreateAdapter creates a Wintun adapter named name (the connection name Windows
@@ -38,6 +41,14 @@ type Adapter struct {
 // requestedGUID is nil) its interface GUID, which Windows uses to recognize the network
 // again. An existing interface of that name gives an error that satisfies
 // errors.Is(err, fs.ErrExist).
+//
+// CreateAdapter returns once the adapter's IP interfaces exist, which Windows creates
+// some time after the adapter: it waits up to a minute for the first of IPv4 and IPv6,
+// then a few seconds for the other. Each is configured for a layer 3 link as WireGuard
+// for Windows does (no duplicate address detection, no router discovery, the MTU of
+// WithMTU); a family that arrives later (or never, when it is unbound from the
+// adapter) is configured when it arrives, and until then AddAddress and AddRoute for
+// it fail with an error satisfying errors.Is(err, fs.ErrNotExist).
 //
 // Of the options, WithMTU applies; WithPersist, WithOwner and WithGroup give an error
 // satisfying errors.Is(err, errors.ErrUnsupported): Wintun removes an adapter with its
@@ -62,10 +73,22 @@ func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option)
 	if err := loadDLL(); err != nil {
 		return nil, err
 	}
-	// Wintun would give the new adapter a name of its own choosing (and the other
-	// interface keeps it); refuse instead, as on Linux.
-	if aliasExists(name) {
+	// Given a name that another interface has, Wintun (api/adapter.c) renames that
+	// interface and gives the name to the new adapter. Refuse instead, as on Linux, so
+	// that no other program's interface changes name. This is a check before the
+	// create, not part of it: an interface named so in between still loses its name.
+	exists, err := aliasExists(name)
+	if err != nil {
+		return nil, mapWinError(fmt.Sprintf("create adapter %q: interface names", name), err)
+	}
+	if exists {
 		return nil, fmt.Errorf("wintun: adapter %q: %w", name, fs.ErrExist)
+	}
+	// Registered before the adapter exists, so that the arrival of its IP interfaces
+	// cannot be missed.
+	watch, err := watchFamilies()
+	if err != nil {
+		return nil, fmt.Errorf("wintun: create adapter %q: %w", name, err)
 	}
 	wg := windows.GUID(toWinGUID(guid))
 	var h *dll.Adapter
@@ -74,24 +97,57 @@ func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option)
 		return err
 	})
 	if err != nil {
+		watch.stop()
 		return nil, mapWinError(fmt.Sprintf("create adapter %q", name), err)
 	}
-	a := &Adapter{name: name, tunnelType: tunnelType, guid: guid, handle: h, sessions: map[*Session]struct{}{}}
+	a := &Adapter{name: name, tunnelType: tunnelType, guid: guid, handle: h, sessions: map[*Session]struct{}{}, mtu: cfg.mtu}
 	a.luid = h.LUID()
 	fail := func(err error) (*Adapter, error) {
+		watch.stop()
 		h.Close() // the creator's handle: this removes the adapter
 		return nil, err
 	}
-	if a.index, err = luidToIndex(a.luid); err != nil {
-		return fail(mapWinError(fmt.Sprintf("create adapter %q: interface index", name), err))
+	row, err := a.winLUID().Interface()
+	if err != nil {
+		return fail(mapWinError(fmt.Sprintf("create adapter %q: interface entry", name), err))
 	}
-	if cfg.mtu != 0 {
-		if err := a.SetMTU(cfg.mtu); err != nil {
-			return fail(err)
+	a.index = int(row.InterfaceIndex)
+	present, err := watch.awaitInterfaces(a.winLUID())
+	if err != nil {
+		return fail(fmt.Errorf("wintun: create adapter %q: %w", name, err))
+	}
+	for _, f := range present {
+		if err := a.configureFamily(f, cfg.mtu); err != nil {
+			return fail(mapWinError(fmt.Sprintf("create adapter %q: configure %s", name, familyName(f)), err))
 		}
 	}
+	var missing []uint16
+	for _, f := range []uint16{winAFInet, winAFInet6} {
+		if !containsFamily(present, f) {
+			missing = append(missing, f)
+			logWarn("wintun: adapter created without an interface of one family; it is configured if it appears", "name", name, "family", familyName(f))
+		}
+	}
+	watch.start(a.winLUID(), missing, func(f uint16) {
+		a.mu.Lock()
+		mtu := a.mtu
+		a.mu.Unlock()
+		if err := a.configureFamily(f, mtu); err != nil {
+			logWarn("wintun: configuring a late interface failed", "name", name, "family", familyName(f), "err", err)
+		}
+	})
+	a.watch = watch
 	logInfo("wintun: adapter created", "name", name, "index", a.index, "luid", a.luid, "guid", guid.String(), "type", tunnelType)
 	return a, nil
+}
+
+func containsFamily(fs []uint16, f uint16) bool {
+	for _, x := range fs {
+		if x == f {
+			return true
+		}
+	}
+	return false
 }
 
 // OpenAdapter opens an existing Wintun adapter by name. wintun.dll opens only Wintun
@@ -114,16 +170,16 @@ func OpenAdapter(name string) (*Adapter, error) {
 	if err != nil {
 		return nil, mapWinError(fmt.Sprintf("open adapter %q", name), err)
 	}
-	row := &windows.MibIfRow2{InterfaceLuid: h.LUID()}
-	if err := windows.GetIfEntry2Ex(windows.MibIfTableNormalWithoutStatistics, row); err != nil {
+	row, err := winipcfg.LUID(h.LUID()).Interface()
+	if err != nil {
 		h.Close() // not the creator's handle: the adapter stays
 		return nil, mapWinError(fmt.Sprintf("open adapter %q: interface entry", name), err)
 	}
 	return &Adapter{
 		name:       name,
-		tunnelType: windows.UTF16ToString(row.Description[:]),
-		guid:       fromWinGUID(winGUID(row.InterfaceGuid)),
-		luid:       row.InterfaceLuid,
+		tunnelType: row.Description(),
+		guid:       fromWinGUID(winGUID(row.InterfaceGUID)),
+		luid:       uint64(row.InterfaceLUID),
 		index:      int(row.InterfaceIndex),
 		handle:     h,
 		sessions:   map[*Session]struct{}{},
@@ -131,7 +187,7 @@ func OpenAdapter(name string) (*Adapter, error) {
 }
 
 // Close ends the handle's sessions and releases the handle; if the handle created the
-// adapter, the adapter is removed. Close is idempotent. wintun.dll's close call
+// adapter, its routes and addresses are removed, then the adapter. Close is idempotent. wintun.dll's close call
 // reports nothing (the binding's error is whatever the thread's last error was, and is
 // ignored), so Close returns nil unless the DLL failed outright.
 func (a *Adapter) Close() error {
@@ -148,6 +204,10 @@ func (a *Adapter) Close() error {
 	a.mu.Unlock()
 	for _, s := range sessions {
 		s.End()
+	}
+	if a.watch != nil {
+		a.watch.stop()
+		a.flush()
 	}
 	err := guard("close adapter", func() error {
 		a.handle.Close()
@@ -174,9 +234,20 @@ func (a *Adapter) Index() int { return a.index }
 func (a *Adapter) LUID() uint64 { return a.luid }
 
 // Stats returns the counters of all the sessions this handle has run, counted in Go
-// as packets cross the session calls. ReceiveDropsRingFull, ReceiveErrors and
-// SendErrors stay zero: on Windows the driver keeps those counts itself.
-func (a *Adapter) Stats() Stats { return a.stats.snapshot() }
+// as packets cross the session calls, and two of the driver's own counters, which
+// count over the adapter's life: ReceiveDropsRingFull is the driver's OutDiscards
+// (packets for the application that found the receive ring full, or no session
+// running), SendErrors its InDiscards plus InErrors (packets the driver refused,
+// including the invalid ones SendDiscardsInvalid counts). If the driver's counters
+// cannot be read, those two are zero. ReceiveErrors, ReceiveDropsKernel,
+// ReceiveDropsOversize and the super-packet counts are always zero on Windows.
+func (a *Adapter) Stats() Stats {
+	st := a.stats.snapshot()
+	if c, err := a.driverStats(); err == nil {
+		st = withDriverCounters(st, c)
+	}
+	return st
+}
 
 // Uninstall removes the Wintun driver from the system if no adapter uses it
 // (WintunDeleteDriver). Adapters still present make it fail.

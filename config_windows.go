@@ -1,82 +1,194 @@
 package wintun
 
-// Adapter configuration through the IP helper API (iphlpapi.dll), by the adapter's
-// LUID. golang.org/x/sys/windows has the row types and the Get calls; the calls that
-// change something are loaded here.
+// Adapter configuration through golang.zx2c4.com/wireguard/windows/tunnel/winipcfg, the
+// IP helper binding of WireGuard for Windows: generated system call stubs that keep
+// every pointer alive across the call, row layouts checked for 32- and 64-bit Windows,
+// and LUID-based calls.
 
 import (
+	"errors"
 	"fmt"
 	"net/netip"
-	"syscall"
-	"unsafe"
+	"strings"
+	"time"
 
 	"golang.org/x/sys/windows"
+	"golang.zx2c4.com/wireguard/windows/tunnel/winipcfg"
 )
 
-var (
-	iphlpapi                            = windows.NewLazySystemDLL("iphlpapi.dll")
-	procSetIpInterfaceEntry             = iphlpapi.NewProc("SetIpInterfaceEntry")
-	procInitializeUnicastIpAddressEntry = iphlpapi.NewProc("InitializeUnicastIpAddressEntry")
-	procCreateUnicastIpAddressEntry     = iphlpapi.NewProc("CreateUnicastIpAddressEntry")
-	procDeleteUnicastIpAddressEntry     = iphlpapi.NewProc("DeleteUnicastIpAddressEntry")
-	procInitializeIpForwardEntry        = iphlpapi.NewProc("InitializeIpForwardEntry")
-	procCreateIpForwardEntry2           = iphlpapi.NewProc("CreateIpForwardEntry2")
-	procDeleteIpForwardEntry2           = iphlpapi.NewProc("DeleteIpForwardEntry2")
-	procConvertInterfaceLuidToIndex     = iphlpapi.NewProc("ConvertInterfaceLuidToIndex")
-	procConvertInterfaceAliasToLuid     = iphlpapi.NewProc("ConvertInterfaceAliasToLuid")
+const (
+	// familyDeadline bounds the wait for a new adapter's first IP interface, as
+	// WireGuard for Windows' watchdog does.
+	familyDeadline = time.Minute
+	// familyGrace bounds the wait for the second family once the first is there.
+	familyGrace = 5 * time.Second
 )
 
-// netio calls an IP helper function that returns its NETIO_STATUS (a Windows error
-// number) directly. Find first: LazyProc.Call panics on a missing export.
-func netio(p *windows.LazyProc, args ...uintptr) error {
-	if err := p.Find(); err != nil {
+// aliasExists reports whether an interface is named name. Windows compares aliases
+// without regard to case.
+func aliasExists(name string) (bool, error) {
+	rows, err := winipcfg.GetIfTable2Ex(winipcfg.MibIfEntryNormalWithoutStatistics)
+	if err != nil {
+		return false, err
+	}
+	for i := range rows {
+		if strings.EqualFold(rows[i].Alias(), name) {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// familyWatch follows the IP interfaces of one adapter: registered before the adapter
+// exists, so that no arrival is missed, it signals changed on every arrival of an
+// interface and, once started, configures each family of the adapter that arrives
+// (after CreateAdapter returned without it).
+type familyWatch struct {
+	cb      *winipcfg.InterfaceChangeCallback
+	changed chan struct{}
+
+	started   chan struct{} // closed by start, after luid and configure are set
+	luid      winipcfg.LUID
+	configure func(family uint16)
+}
+
+func watchFamilies() (*familyWatch, error) {
+	w := &familyWatch{changed: make(chan struct{}, 1), started: make(chan struct{})}
+	cb, err := winipcfg.RegisterInterfaceChangeCallback(func(kind winipcfg.MibNotificationType, row *winipcfg.MibIPInterfaceRow) {
+		if kind != winipcfg.MibAddInstance {
+			return
+		}
+		select {
+		case w.changed <- struct{}{}:
+		default:
+		}
+		select {
+		case <-w.started:
+			if row.InterfaceLUID == w.luid {
+				w.configure(uint16(row.Family))
+			}
+		default: // the creator is still waiting and checks every family itself
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("interface-change notifications: %w", err)
+	}
+	w.cb = cb
+	return w, nil
+}
+
+// start makes the callback configure the families of luid that arrive from now on,
+// and configures those of missing that arrived since the wait ended.
+func (w *familyWatch) start(luid winipcfg.LUID, missing []uint16, configure func(family uint16)) {
+	w.luid, w.configure = luid, configure
+	close(w.started)
+	for _, f := range missing {
+		if hasFamily(luid, f) {
+			configure(f)
+		}
+	}
+}
+
+// stop unregisters the callback; it returns once no call of it runs.
+func (w *familyWatch) stop() {
+	if w != nil && w.cb != nil {
+		w.cb.Unregister()
+		w.cb = nil
+	}
+}
+
+// hasFamily reports whether the adapter's interface of that family exists.
+func hasFamily(luid winipcfg.LUID, family uint16) bool {
+	_, err := luid.IPInterface(winipcfg.AddressFamily(family))
+	return err == nil
+}
+
+// expectedFamilies returns the families the system runs: those with at least one IP
+// interface (the loopback interface has both when both stacks run).
+func expectedFamilies() []uint16 {
+	var out []uint16
+	for _, f := range []uint16{winAFInet, winAFInet6} {
+		if rows, err := winipcfg.GetIPInterfaceTable(winipcfg.AddressFamily(f)); err == nil && len(rows) > 0 {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// awaitInterfaces waits for the new adapter's IP interfaces and returns the families
+// present. Windows creates them some time after WintunCreateAdapter returns; none
+// after familyDeadline is an error, as in WireGuard for Windows.
+func (w *familyWatch) awaitInterfaces(luid winipcfg.LUID) ([]uint16, error) {
+	want := expectedFamilies()
+	if len(want) == 0 {
+		return nil, errors.New("neither IPv4 nor IPv6 runs on this system")
+	}
+	deadline := time.NewTimer(familyDeadline)
+	defer deadline.Stop()
+	var grace *time.Timer
+	defer func() {
+		if grace != nil {
+			grace.Stop()
+		}
+	}()
+	got := awaitFamilies(want, func(f uint16) bool { return hasFamily(luid, f) }, w.changed, deadline.C,
+		func() <-chan time.Time {
+			grace = time.NewTimer(familyGrace)
+			return grace.C
+		})
+	if len(got) == 0 {
+		return nil, fmt.Errorf("no IP interface appeared within %v", familyDeadline)
+	}
+	return got, nil
+}
+
+// configureFamily applies the settings of a point-to-point layer 3 link to the
+// adapter's interface of one family, as WireGuard for Windows does: no duplicate
+// address detection (no neighbours to ask, and addresses are usable at once), no
+// router discovery or DHCPv6 (nobody answers), and mtu if not zero (for IPv6 only
+// from its minimum of 1280).
+func (a *Adapter) configureFamily(family uint16, mtu int) error {
+	row, err := a.winLUID().IPInterface(winipcfg.AddressFamily(family))
+	if err != nil {
 		return err
 	}
-	r, _, _ := p.Call(args...)
-	if r != 0 {
-		return syscall.Errno(r)
+	row.DadTransmits = 0
+	row.RouterDiscoveryBehavior = winipcfg.RouterDiscoveryDisabled
+	row.ManagedAddressConfigurationSupported = false
+	row.OtherStatefulConfigurationSupported = false
+	if mtu != 0 && (family == winAFInet || mtu >= 1280) {
+		row.NLMTU = uint32(mtu)
 	}
-	return nil
+	return row.Set()
 }
 
-// luidToIndex returns the interface index of the interface with that LUID.
-func luidToIndex(luid uint64) (int, error) {
-	var index uint32
-	if err := netio(procConvertInterfaceLuidToIndex, uintptr(unsafe.Pointer(&luid)), uintptr(unsafe.Pointer(&index))); err != nil {
-		return 0, err
+// flush removes the adapter's routes and addresses, which WireGuard for Windows does
+// before removing an adapter: the network stack does not cope well with removing an
+// interface that still has active routes. Failures are logged; removal goes on.
+func (a *Adapter) flush() {
+	luid := a.winLUID()
+	for _, f := range []winipcfg.AddressFamily{windows.AF_INET, windows.AF_INET6} {
+		if err := luid.FlushRoutes(f); err != nil {
+			logWarn("wintun: flushing routes before removal", "name", a.name, "family", familyName(uint16(f)), "err", err)
+		}
+		if err := luid.FlushIPAddresses(f); err != nil {
+			logWarn("wintun: flushing addresses before removal", "name", a.name, "family", familyName(uint16(f)), "err", err)
+		}
 	}
-	return int(index), nil
 }
 
-// aliasExists reports whether an interface is named name.
-func aliasExists(name string) bool {
-	alias, err := windows.UTF16PtrFromString(name)
-	if err != nil {
-		return false
-	}
-	var luid uint64
-	return netio(procConvertInterfaceAliasToLuid, uintptr(unsafe.Pointer(alias)), uintptr(unsafe.Pointer(&luid))) == nil
-}
-
-// ipInterface reads the IPv4 or IPv6 settings of the adapter.
-func (a *Adapter) ipInterface(family uint16) (*windows.MibIpInterfaceRow, error) {
-	row := &windows.MibIpInterfaceRow{Family: family, InterfaceLuid: a.luid}
-	if err := windows.GetIpInterfaceEntry(row); err != nil {
-		return nil, err
-	}
-	return row, nil
-}
+func (a *Adapter) winLUID() winipcfg.LUID { return winipcfg.LUID(a.luid) }
 
 // MTU returns the adapter's current IPv4 MTU (its IPv6 MTU if IPv4 is not bound).
 func (a *Adapter) MTU() (int, error) {
-	row, err := a.ipInterface(winAFInet)
+	row, err := a.winLUID().IPInterface(windows.AF_INET)
 	if err != nil {
-		row, err = a.ipInterface(winAFInet6)
+		row, err = a.winLUID().IPInterface(windows.AF_INET6)
 	}
 	if err != nil {
 		return 0, mapWinError(fmt.Sprintf("MTU of %q", a.name), err)
 	}
-	return int(row.NlMtu), nil
+	return int(row.NLMTU), nil
 }
 
 // SetMTU sets the adapter's MTU, from 68 to PacketSizeMax, for IPv4 and, when it is
@@ -87,24 +199,17 @@ func (a *Adapter) SetMTU(mtu int) error {
 		return fmt.Errorf("wintun: invalid MTU %d: want 68 to %d", mtu, PacketSizeMax)
 	}
 	done := 0
-	for _, family := range []uint16{winAFInet, winAFInet6} {
-		if family == winAFInet6 && mtu < 1280 {
+	for _, family := range []winipcfg.AddressFamily{windows.AF_INET, windows.AF_INET6} {
+		if family == windows.AF_INET6 && mtu < 1280 {
 			continue
 		}
-		row, err := a.ipInterface(family)
-		if err == windows.ERROR_NOT_FOUND {
+		row, err := a.winLUID().IPInterface(family)
+		if errors.Is(err, windows.ERROR_NOT_FOUND) {
 			continue
 		}
 		if err == nil {
-			row.NlMtu = uint32(mtu)
-			// GetIpInterfaceEntry returns a SitePrefixLength that SetIpInterfaceEntry
-			// refuses (ERROR_INVALID_PARAMETER); IPv4 has no site prefix.
-			if family == winAFInet {
-				row.SitePrefixLength = 0
-			} else if row.SitePrefixLength > 128 {
-				row.SitePrefixLength = 128
-			}
-			err = netio(procSetIpInterfaceEntry, uintptr(unsafe.Pointer(row)))
+			row.NLMTU = uint32(mtu)
+			err = row.Set()
 		}
 		if err != nil {
 			return mapWinError(fmt.Sprintf("set MTU of %q", a.name), err)
@@ -114,123 +219,112 @@ func (a *Adapter) SetMTU(mtu int) error {
 	if done == 0 {
 		return fmt.Errorf("wintun: set MTU of %q: neither IPv4 nor IPv6 is bound to the adapter", a.name)
 	}
+	a.mu.Lock()
+	a.mtu = mtu
+	a.mu.Unlock()
 	return nil
-}
-
-func checkPrefix(p netip.Prefix) error {
-	if !p.IsValid() {
-		return fmt.Errorf("wintun: invalid prefix %v", p)
-	}
-	return nil
-}
-
-// unicastRow is the IP helper's row for address p.Addr() on the adapter.
-func (a *Adapter) unicastRow(p netip.Prefix) (*windows.MibUnicastIpAddressRow, error) {
-	row := &windows.MibUnicastIpAddressRow{}
-	if err := procInitializeUnicastIpAddressEntry.Find(); err != nil {
-		return nil, err
-	}
-	procInitializeUnicastIpAddressEntry.Call(uintptr(unsafe.Pointer(row)))
-	row.InterfaceLuid = a.luid
-	if err := (*sockaddrInet)(unsafe.Pointer(&row.Address)).putAddr(p.Addr()); err != nil {
-		return nil, err
-	}
-	row.OnLinkPrefixLength = uint8(p.Bits())
-	return row, nil
 }
 
 // AddAddress gives the system side of the adapter the address p.Addr() on the network
 // p; an address already there gives an error satisfying errors.Is(err, fs.ErrExist).
 // The address is created in the preferred state, skipping duplicate address detection
-// (a layer 3 link has no neighbours to ask), so it is usable at once.
+// (a layer 3 link has no neighbours to ask), so it is usable at once. An IPv4-mapped
+// IPv6 prefix is taken as the IPv4 prefix it maps. If the address is held by another
+// interface that is not up (left behind by a program that crashed), it is removed
+// there and added here, as WireGuard for Windows does.
 func (a *Adapter) AddAddress(p netip.Prefix) error {
-	if err := checkPrefix(p); err != nil {
+	p, err := winPrefix(p)
+	if err != nil {
 		return err
 	}
-	row, err := a.unicastRow(p)
-	if err == nil {
-		const ipDadStatePreferred = 4
-		row.DadState = ipDadStatePreferred
-		row.ValidLifetime, row.PreferredLifetime = 0xFFFFFFFF, 0xFFFFFFFF // infinite
-		err = netio(procCreateUnicastIpAddressEntry, uintptr(unsafe.Pointer(row)))
+	luid := a.winLUID()
+	err = luid.AddIPAddress(p)
+	if errors.Is(err, windows.ERROR_OBJECT_ALREADY_EXISTS) && a.removeStaleAddress(p.Addr()) {
+		err = luid.AddIPAddress(p)
 	}
 	return mapWinError(fmt.Sprintf("add address %v to %q", p, a.name), err)
 }
 
+// removeStaleAddress removes addr from the interfaces other than the adapter that are
+// not up, and reports whether it removed any.
+func (a *Adapter) removeStaleAddress(addr netip.Addr) bool {
+	rows, err := winipcfg.GetUnicastIPAddressTable(windows.AF_UNSPEC)
+	if err != nil {
+		return false
+	}
+	removed := false
+	for i := range rows {
+		row := &rows[i]
+		if row.InterfaceLUID == a.winLUID() || row.Address.Addr().WithZone("") != addr {
+			continue
+		}
+		iface, err := row.InterfaceLUID.Interface()
+		if err != nil || iface.OperStatus == winipcfg.IfOperStatusUp {
+			continue
+		}
+		if err := row.Delete(); err == nil {
+			logInfo("wintun: removed a stale address from a disconnected interface", "address", addr, "interface", iface.Alias())
+			removed = true
+		}
+	}
+	return removed
+}
+
 // RemoveAddress removes an address added with AddAddress.
 func (a *Adapter) RemoveAddress(p netip.Prefix) error {
-	if err := checkPrefix(p); err != nil {
+	p, err := winPrefix(p)
+	if err != nil {
 		return err
 	}
-	row, err := a.unicastRow(p)
-	if err == nil {
-		err = netio(procDeleteUnicastIpAddressEntry, uintptr(unsafe.Pointer(row)))
-	}
-	return mapWinError(fmt.Sprintf("remove address %v from %q", p, a.name), err)
+	return mapWinError(fmt.Sprintf("remove address %v from %q", p, a.name), a.winLUID().DeleteIPAddress(p))
 }
 
 // Addresses returns the adapter's IPv4 and IPv6 addresses with their prefix lengths.
 func (a *Adapter) Addresses() ([]netip.Prefix, error) {
-	var table *windows.MibUnicastIpAddressTable
-	if err := windows.GetUnicastIpAddressTable(winAFUnspec, &table); err != nil {
+	rows, err := winipcfg.GetUnicastIPAddressTable(windows.AF_UNSPEC)
+	if err != nil {
 		return nil, mapWinError(fmt.Sprintf("addresses of %q", a.name), err)
 	}
-	defer windows.FreeMibTable(unsafe.Pointer(table))
-	rows := unsafe.Slice(&table.Table[0], table.NumEntries)
 	var out []netip.Prefix
 	for i := range rows {
-		if rows[i].InterfaceLuid != a.luid {
+		if rows[i].InterfaceLUID != a.winLUID() {
 			continue
 		}
-		if ip, ok := (*sockaddrInet)(unsafe.Pointer(&rows[i].Address)).addr(); ok {
-			out = append(out, netip.PrefixFrom(ip, int(rows[i].OnLinkPrefixLength)))
+		if ip := rows[i].Address.Addr(); ip.IsValid() {
+			out = append(out, netip.PrefixFrom(ip.WithZone(""), int(rows[i].OnLinkPrefixLength)))
 		}
 	}
 	return out, nil
 }
 
-// routeRow is the IP helper's row for an on-link route to p through the adapter: the
-// next hop is the unspecified address of p's family.
-func (a *Adapter) routeRow(p netip.Prefix) (*windows.MibIpForwardRow2, error) {
-	if err := checkPrefix(p); err != nil {
-		return nil, err
+// AddRoute routes the network p through the adapter: an on-link route (the next hop
+// is the unspecified address of p's family) with metric 0, so that only the
+// interface's metric counts. An IPv4-mapped IPv6 prefix is taken as the IPv4 prefix
+// it maps.
+func (a *Adapter) AddRoute(p netip.Prefix) error {
+	p, err := winPrefix(p)
+	if err != nil {
+		return err
 	}
 	p = p.Masked()
-	row := &windows.MibIpForwardRow2{}
-	if err := procInitializeIpForwardEntry.Find(); err != nil {
-		return nil, err
-	}
-	procInitializeIpForwardEntry.Call(uintptr(unsafe.Pointer(row)))
-	row.InterfaceLuid = a.luid
-	if err := (*sockaddrInet)(unsafe.Pointer(&row.DestinationPrefix.Prefix)).putAddr(p.Addr()); err != nil {
-		return nil, err
-	}
-	row.DestinationPrefix.PrefixLength = uint8(p.Bits())
-	unspecified := netip.IPv4Unspecified()
-	if winFamily(p.Addr()) == winAFInet6 {
-		unspecified = netip.IPv6Unspecified()
-	}
-	if err := (*sockaddrInet)(unsafe.Pointer(&row.NextHop)).putAddr(unspecified); err != nil {
-		return nil, err
-	}
-	row.Metric = 0 // only the interface's metric counts
-	return row, nil
-}
-
-// AddRoute routes the network p through the adapter.
-func (a *Adapter) AddRoute(p netip.Prefix) error {
-	row, err := a.routeRow(p)
-	if err == nil {
-		err = netio(procCreateIpForwardEntry2, uintptr(unsafe.Pointer(row)))
-	}
-	return mapWinError(fmt.Sprintf("add route %v via %q", p, a.name), err)
+	return mapWinError(fmt.Sprintf("add route %v via %q", p, a.name), a.winLUID().AddRoute(p, unspecifiedFor(p.Addr()), 0))
 }
 
 // RemoveRoute removes a route added with AddRoute.
 func (a *Adapter) RemoveRoute(p netip.Prefix) error {
-	row, err := a.routeRow(p)
-	if err == nil {
-		err = netio(procDeleteIpForwardEntry2, uintptr(unsafe.Pointer(row)))
+	p, err := winPrefix(p)
+	if err != nil {
+		return err
 	}
-	return mapWinError(fmt.Sprintf("remove route %v via %q", p, a.name), err)
+	p = p.Masked()
+	return mapWinError(fmt.Sprintf("remove route %v via %q", p, a.name), a.winLUID().DeleteRoute(p, unspecifiedFor(p.Addr())))
+}
+
+// driverStats reads the driver's counters from the adapter's MIB_IF_ROW2.
+func (a *Adapter) driverStats() (driverCounters, error) {
+	row, err := a.winLUID().Interface()
+	if err != nil {
+		return driverCounters{}, err
+	}
+	return driverCounters{inDiscards: row.InDiscards, inErrors: row.InErrors, outDiscards: row.OutDiscards}, nil
 }

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"sync"
 	"syscall"
-	"time"
 
 	"golang.org/x/sys/windows"
 	dll "golang.zx2c4.com/wintun"
@@ -89,9 +88,6 @@ func guard(op string, f func() error) (err error) {
 	return f()
 }
 
-// fileTimeEpoch is 1601-01-01, where Windows' FILETIME counts from, in 100 ns.
-var fileTimeEpoch = time.Date(1601, 1, 1, 0, 0, 0, 0, time.UTC)
-
 // dllMessage passes one of the DLL's messages (level 0 info, 1 warning, 2 error) to
 // the logger of SetLogger. The DLL calls it from any thread.
 func dllMessage(level uintptr, timestamp uint64, msg *uint16) uintptr {
@@ -100,7 +96,7 @@ func dllMessage(level uintptr, timestamp uint64, msg *uint16) uintptr {
 		return 0
 	}
 	text := "wintun.dll: " + windows.UTF16PtrToString(msg)
-	at := fileTimeEpoch.Add(time.Duration(timestamp) * 100)
+	at := fileTime(timestamp)
 	switch level {
 	case 0:
 		l.Info(text, "dll_time", at)

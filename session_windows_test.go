@@ -3,7 +3,7 @@ package wintun_test
 // Tests of the Windows side on a real Wintun adapter. They need wintun.dll next to the
 // test binary and Administrator rights, and skip otherwise (fail with
 // WINTUN_REQUIRE_PRIVILEGED=1). Until someone runs them on Windows they are only
-// compiled (see the README).
+// compiled (see docs/windows.md).
 
 import (
 	"errors"
@@ -27,6 +27,15 @@ func requireWintun(t *testing.T) {
 	if !windows.GetCurrentProcessToken().IsElevated() {
 		skip("needs Administrator rights")
 	}
+	// RunningVersion's fs.ErrNotExist does not tell a missing DLL from a DLL with no
+	// driver loaded yet (which CreateAdapter then loads), so look for the DLL itself,
+	// where the package loads it from.
+	h, err := windows.LoadLibraryEx("wintun.dll", 0,
+		windows.LOAD_LIBRARY_SEARCH_APPLICATION_DIR|windows.LOAD_LIBRARY_SEARCH_SYSTEM32)
+	if err != nil {
+		skip("wintun.dll is not next to the test binary: %v", err)
+	}
+	windows.FreeLibrary(h)
 	if _, err := wintun.RunningVersion(); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		skip("wintun.dll not usable: %v", err)
 	}
@@ -89,6 +98,19 @@ func TestWindowsAdapterAndSession(t *testing.T) {
 	if st := a.Stats(); st.SentPackets != 1 || st.SentBytes != 28 {
 		t.Errorf("stats %+v", st)
 	}
+	// The batch calls, loops over the single ones on Windows.
+	bufs := make([][]byte, 2)
+	if n, err := s.AllocateSendPackets([]int{20, 40}, bufs); n != 2 || err != nil {
+		t.Fatalf("AllocateSendPackets = %d, %v", n, err)
+	}
+	bufs[0][0], bufs[1][0] = 0x45, 0x60
+	s.SendPackets(bufs)
+	if st := a.Stats(); st.SentPackets != 3 || st.SentBytes != 88 {
+		t.Errorf("stats after the batch %+v", st)
+	}
+	if n, err := s.ReceivePackets(make([][]byte, 4)); err != nil && err != wintun.ErrNoMoreItems {
+		t.Errorf("ReceivePackets = %d, %v", n, err)
+	}
 	s.End()
 	s.End() // harmless
 	if _, err := s.ReceivePacket(); err != wintun.ErrSessionEnded || !errors.Is(err, io.EOF) {
@@ -127,5 +149,10 @@ func TestWindowsRefusedOptions(t *testing.T) {
 	}
 	if _, err := wintun.CreateAdapter("bad:name", "Test", nil); err == nil {
 		t.Error("CreateAdapter accepted a name with ':'")
+	}
+	// A mapped prefix shorter than /96 is refused before any system call.
+	var a wintun.Adapter
+	if err := a.AddAddress(netip.MustParsePrefix("::ffff:0.0.0.0/80")); err == nil {
+		t.Error("AddAddress accepted ::ffff:0.0.0.0/80")
 	}
 }

@@ -88,7 +88,7 @@ func mapWinError(op string, err error) error {
 // the directory of the executable and arch its GOARCH. A missing DLL satisfies
 // errors.Is(err, fs.ErrNotExist).
 func dllLoadError(dir, arch string, err error) error {
-	where := fmt.Sprintf("put wintun.dll for %s (from https://www.wintun.net/, bin\\%s\\wintun.dll in the zip) in %s, next to the executable", arch, arch, dir)
+	where := fmt.Sprintf("put wintun.dll for %s (from https://www.wintun.net/, bin\\%s\\wintun.dll in the zip) in %s, next to the executable", arch, wintunZipArch(arch), dir)
 	var en syscall.Errno
 	if errors.As(err, &en) {
 		switch uint32(en) {

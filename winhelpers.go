@@ -1,8 +1,9 @@
 package wintun
 
 // Pure helpers of the Windows side, free of Windows-only imports so that they are
-// tested on Linux: adapter name rules, option handling, GUID and LUID layouts, and the
-// byte layout of SOCKADDR_INET.
+// tested on Linux: adapter name rules, option handling, GUID and LUID layouts, prefix
+// normalization, FILETIME conversion, the wait for an adapter's IP interfaces and the
+// driver's counters in Stats.
 
 import (
 	"encoding/binary"
@@ -10,6 +11,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"time"
 	"unicode/utf16"
 	"unicode/utf8"
 )
@@ -121,45 +123,115 @@ const (
 	winAFInet6  = 23
 )
 
-// sockaddrInet is the memory of a SOCKADDR_INET (28 bytes): family (little-endian),
-// port (big-endian), then for IPv4 the address at 4, and for IPv6 the flow
-// information at 4, the address at 8 and the scope id at 24.
-type sockaddrInet [28]byte
-
-// putAddr stores a in s with port 0; zones are not carried (scope id 0).
-func (s *sockaddrInet) putAddr(a netip.Addr) error {
-	*s = sockaddrInet{}
-	a = a.Unmap()
-	switch {
-	case a.Is4():
-		binary.LittleEndian.PutUint16(s[0:], winAFInet)
-		b := a.As4()
-		copy(s[4:8], b[:])
-	case a.Is6():
-		binary.LittleEndian.PutUint16(s[0:], winAFInet6)
-		b := a.As16()
-		copy(s[8:24], b[:])
-	default:
-		return fmt.Errorf("wintun: invalid address %v", a)
+// winPrefix returns p as Windows' IP helper API must be given it. An IPv4-mapped IPv6
+// prefix (::ffff:a.b.c.d/n) names IPv4 addresses, so it becomes the IPv4 prefix
+// a.b.c.d/(n-96); Windows would otherwise get an IPv4 address with a prefix length
+// beyond 32, which it refuses. A mapped prefix shorter than /96 covers more than IPv4
+// addresses and is refused here.
+func winPrefix(p netip.Prefix) (netip.Prefix, error) {
+	if !p.IsValid() {
+		return netip.Prefix{}, fmt.Errorf("wintun: invalid prefix %v", p)
 	}
-	return nil
+	if !p.Addr().Is4In6() {
+		return p, nil
+	}
+	if p.Bits() < 96 {
+		return netip.Prefix{}, fmt.Errorf("wintun: prefix %v: an IPv4-mapped prefix must be /96 or longer", p)
+	}
+	return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96), nil
 }
 
-// addr returns the address stored in s, or false for another family.
-func (s *sockaddrInet) addr() (netip.Addr, bool) {
-	switch binary.LittleEndian.Uint16(s[0:]) {
+// unspecifiedFor returns the unspecified address of a's family: the next hop of an
+// on-link route.
+func unspecifiedFor(a netip.Addr) netip.Addr {
+	if a.Is4() {
+		return netip.IPv4Unspecified()
+	}
+	return netip.IPv6Unspecified()
+}
+
+// fileTimeUnixOffset is the number of seconds from 1601-01-01, where Windows' FILETIME
+// counts from, to 1970-01-01.
+const fileTimeUnixOffset = 11644473600
+
+// fileTime converts a FILETIME (100 ns intervals since 1601-01-01 UTC) to a time. It
+// splits seconds from the rest first: the whole count in nanoseconds overflows an
+// int64 (time.Duration) for any date after 1893.
+func fileTime(ft uint64) time.Time {
+	sec := int64(ft/10_000_000) - fileTimeUnixOffset
+	nsec := int64(ft%10_000_000) * 100
+	return time.Unix(sec, nsec).UTC()
+}
+
+// wintunZipArch returns the directory of the wintun.dll zip that holds the DLL for a
+// Go architecture: the zip names 386 "x86".
+func wintunZipArch(goarch string) string {
+	if goarch == "386" {
+		return "x86"
+	}
+	return goarch
+}
+
+// awaitFamilies waits for the IP interfaces (IPv4, IPv6) of a new adapter, which
+// Windows creates some time after the adapter itself, and returns the families of want
+// that are present when it stops. present reports whether a family's interface exists
+// now; changed receives whenever an interface appears (the interface-change callback,
+// registered before the adapter was created, so that no arrival is missed). It stops
+// when all of want are present, when deadline fires, or when grace (called once the
+// first family is present) fires: a family that lags far behind the first is most
+// likely unbound from the adapter (IPv6 disabled), and is configured if it arrives
+// later.
+func awaitFamilies(want []uint16, present func(uint16) bool, changed <-chan struct{}, deadline <-chan time.Time, grace func() <-chan time.Time) []uint16 {
+	var graceC <-chan time.Time
+	last := false
+	for {
+		var got []uint16
+		for _, f := range want {
+			if present(f) {
+				got = append(got, f)
+			}
+		}
+		if last || len(got) == len(want) {
+			return got
+		}
+		if len(got) > 0 && graceC == nil {
+			graceC = grace()
+		}
+		select {
+		case <-changed:
+		case <-deadline:
+			last = true
+		case <-graceC:
+			last = true
+		}
+	}
+}
+
+// familyName names an address family in messages.
+func familyName(f uint16) string {
+	switch f {
 	case winAFInet:
-		return netip.AddrFrom4([4]byte(s[4:8])), true
+		return "IPv4"
 	case winAFInet6:
-		return netip.AddrFrom16([16]byte(s[8:24])), true
+		return "IPv6"
 	}
-	return netip.Addr{}, false
+	return fmt.Sprintf("family %d", f)
 }
 
-// winFamily returns the Windows address family of a's kind.
-func winFamily(a netip.Addr) uint16 {
-	if a.Unmap().Is4() {
-		return winAFInet
-	}
-	return winAFInet6
+// driverCounters are the counters of the Wintun driver that Stats uses, from the
+// adapter's MIB_IF_ROW2. The driver counts from the system's side: "out" is towards
+// the application (ReceivePacket), "in" from it (SendPacket).
+type driverCounters struct {
+	inDiscards, inErrors, outDiscards uint64
+}
+
+// withDriverCounters fills the fields of st that wintun.dll keeps no count for from
+// the driver's counters: ReceiveDropsRingFull from OutDiscards (packets for the
+// application that found the receive ring full or no session running) and SendErrors
+// from InDiscards and InErrors (packets the driver refused, which include the invalid
+// ones SendDiscardsInvalid counts too).
+func withDriverCounters(st Stats, c driverCounters) Stats {
+	st.ReceiveDropsRingFull = c.outDiscards
+	st.SendErrors = c.inDiscards + c.inErrors
+	return st
 }

@@ -9,8 +9,10 @@ import (
 	"io/fs"
 	"net/netip"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
+	"time"
 	"unsafe"
 )
 
@@ -196,40 +198,147 @@ func TestLUIDHelpers(t *testing.T) {
 	}
 }
 
-func TestSockaddrInet(t *testing.T) {
-	var s sockaddrInet
-	if err := s.putAddr(netip.MustParseAddr("10.6.7.8")); err != nil {
-		t.Fatal(err)
-	}
-	want := sockaddrInet{2, 0, 0, 0, 10, 6, 7, 8}
-	if s != want {
-		t.Errorf("IPv4 layout % x", s)
-	}
-	if err := s.putAddr(netip.MustParseAddr("fd00:6:7::8")); err != nil {
-		t.Fatal(err)
-	}
-	want = sockaddrInet{23, 0, 0, 0, 0, 0, 0, 0, 0xfd, 0, 0, 6, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 8}
-	if s != want {
-		t.Errorf("IPv6 layout % x", s)
-	}
-	for _, a := range []string{"0.0.0.0", "192.0.2.1", "::", "2001:db8::1", "::ffff:1.2.3.4"} {
-		ip := netip.MustParseAddr(a)
-		if err := s.putAddr(ip); err != nil {
-			t.Fatal(err)
-		}
-		got, ok := s.addr()
-		if !ok || got != ip.Unmap() {
-			t.Errorf("round trip of %v: %v %v", ip, got, ok)
-		}
-		if fam := binary.LittleEndian.Uint16(s[:]); fam != winFamily(ip) {
-			t.Errorf("%v: family %d, winFamily %d", ip, fam, winFamily(ip))
+func TestWinPrefix(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"10.1.2.3/24", "10.1.2.3/24"},
+		{"fd00::1/64", "fd00::1/64"},
+		{"::ffff:10.1.2.3/120", "10.1.2.3/24"},
+		{"::ffff:0.0.0.0/96", "0.0.0.0/0"},
+		{"::ffff:192.0.2.1/128", "192.0.2.1/32"},
+	} {
+		got, err := winPrefix(netip.MustParsePrefix(tc.in))
+		if err != nil || got != netip.MustParsePrefix(tc.want) {
+			t.Errorf("winPrefix(%s) = %v, %v; want %s", tc.in, got, err, tc.want)
 		}
 	}
-	if err := s.putAddr(netip.Addr{}); err == nil {
-		t.Error("zero Addr accepted")
+	for _, p := range []netip.Prefix{{}, netip.MustParsePrefix("::ffff:0.0.0.0/80")} {
+		if got, err := winPrefix(p); err == nil {
+			t.Errorf("winPrefix(%v) = %v, want an error", p, got)
+		}
 	}
-	s = sockaddrInet{}
-	if _, ok := s.addr(); ok {
-		t.Error("AF_UNSPEC read as an address")
+	if unspecifiedFor(netip.MustParseAddr("10.0.0.1")) != netip.IPv4Unspecified() ||
+		unspecifiedFor(netip.MustParseAddr("fd00::1")) != netip.IPv6Unspecified() {
+		t.Error("unspecifiedFor picked the wrong family")
+	}
+}
+
+func TestFileTime(t *testing.T) {
+	for _, tc := range []struct {
+		ft   uint64
+		want time.Time
+	}{
+		{0, time.Date(1601, 1, 1, 0, 0, 0, 0, time.UTC)},
+		{116444736000000000, time.Unix(0, 0).UTC()},
+		// 2026-11-30 15:04:05.1234567 UTC, past the point where ft*100 overflows int64.
+		{134405246451234567, time.Date(2026, 11, 30, 15, 4, 5, 123456700, time.UTC)},
+	} {
+		if got := fileTime(tc.ft); !got.Equal(tc.want) {
+			t.Errorf("fileTime(%d) = %v, want %v", tc.ft, got, tc.want)
+		}
+	}
+}
+
+func TestWintunZipArch(t *testing.T) {
+	for goarch, dir := range map[string]string{"386": "x86", "amd64": "amd64", "arm64": "arm64", "arm": "arm"} {
+		if got := wintunZipArch(goarch); got != dir {
+			t.Errorf("wintunZipArch(%s) = %s, want %s", goarch, got, dir)
+		}
+		msg := dllLoadError(`C:\app`, goarch, syscall.Errno(126)).Error()
+		if !strings.Contains(msg, `bin\`+dir+`\wintun.dll`) {
+			t.Errorf("%s: %q does not name bin\\%s", goarch, msg, dir)
+		}
+	}
+}
+
+// families is a fake of the IP interfaces of a new adapter.
+type families struct {
+	mu      sync.Mutex
+	present map[uint16]bool
+}
+
+func (f *families) has(fam uint16) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.present[fam]
+}
+
+func (f *families) add(fam uint16) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.present[fam] = true
+}
+
+func TestAwaitFamilies(t *testing.T) {
+	want := []uint16{winAFInet, winAFInet6}
+	never := func() <-chan time.Time { return nil }
+
+	// Both present at once: no wait at all.
+	f := &families{present: map[uint16]bool{winAFInet: true, winAFInet6: true}}
+	if got := awaitFamilies(want, f.has, nil, nil, never); len(got) != 2 {
+		t.Fatalf("both present: %v", got)
+	}
+
+	// They arrive one after the other, each announced by the callback.
+	f = &families{present: map[uint16]bool{}}
+	changed := make(chan struct{}, 1)
+	signal := func() { // as the callback signals: never blocking
+		select {
+		case changed <- struct{}{}:
+		default:
+		}
+	}
+	done := make(chan []uint16)
+	go func() { done <- awaitFamilies(want, f.has, changed, nil, never) }()
+	f.add(winAFInet6)
+	signal()
+	f.add(winAFInet)
+	signal()
+	if got := <-done; len(got) != 2 || got[0] != winAFInet || got[1] != winAFInet6 {
+		t.Fatalf("after both arrived: %v", got)
+	}
+
+	// IPv6 never comes: the grace period, started by IPv4's arrival, ends the wait.
+	f = &families{present: map[uint16]bool{}}
+	changed = make(chan struct{}, 1)
+	grace := make(chan time.Time)
+	graceAsked := make(chan struct{})
+	go func() {
+		done <- awaitFamilies(want, f.has, changed, nil, func() <-chan time.Time {
+			close(graceAsked)
+			return grace
+		})
+	}()
+	select {
+	case <-graceAsked:
+		t.Fatal("grace period started before any family was present")
+	default:
+	}
+	f.add(winAFInet)
+	signal()
+	<-graceAsked
+	grace <- time.Time{}
+	if got := <-done; len(got) != 1 || got[0] != winAFInet {
+		t.Fatalf("after the grace period: %v", got)
+	}
+
+	// Nothing comes: the deadline ends the wait with nothing.
+	f = &families{present: map[uint16]bool{}}
+	deadline := make(chan time.Time, 1)
+	deadline <- time.Time{}
+	if got := awaitFamilies(want, f.has, nil, deadline, never); len(got) != 0 {
+		t.Fatalf("after the deadline: %v", got)
+	}
+	if familyName(winAFInet) != "IPv4" || familyName(winAFInet6) != "IPv6" {
+		t.Error("familyName")
+	}
+}
+
+func TestWithDriverCounters(t *testing.T) {
+	st := Stats{ReceivedPackets: 7, SentPackets: 5, SendDiscardsInvalid: 1}
+	got := withDriverCounters(st, driverCounters{inDiscards: 1, inErrors: 2, outDiscards: 3})
+	want := st
+	want.ReceiveDropsRingFull, want.SendErrors = 3, 3
+	if got != want {
+		t.Errorf("withDriverCounters = %+v, want %+v", got, want)
 	}
 }
