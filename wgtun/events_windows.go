@@ -1,0 +1,82 @@
+package wgtun
+
+import (
+	"golang.org/x/sys/windows"
+	"golang.zx2c4.com/wireguard/tun"
+	"golang.zx2c4.com/wireguard/windows/tunnel/winipcfg"
+)
+
+// startMonitor registers for interface-change notifications and starts the goroutine
+// that turns the adapter's into tun events, as the netlink monitor does on Linux.
+// Windows says that an IP interface changed (added, removed, a parameter such as the
+// MTU or the connected state), not what; the monitor reads the adapter's state again.
+func (d *Device) startMonitor() error {
+	luid := winipcfg.LUID(d.adapter.LUID())
+	kick := make(chan struct{}, 1)
+	cb, err := winipcfg.RegisterInterfaceChangeCallback(func(_ winipcfg.MibNotificationType, row *winipcfg.MibIPInterfaceRow) {
+		if row.InterfaceLUID != luid {
+			return
+		}
+		select {
+		case kick <- struct{}{}:
+		default: // a re-read is pending already
+		}
+	})
+	if err != nil {
+		return err
+	}
+	go d.monitor(luid, cb, kick)
+	return nil
+}
+
+// monitor emits EventUp when the adapter is operationally up (Wintun's is while a
+// session runs), EventDown when it stops being up or disappears, and EventMTUUpdate
+// when its MTU changes. On Close it unregisters the callback, which returns once no
+// call of it runs.
+func (d *Device) monitor(luid winipcfg.LUID, cb *winipcfg.InterfaceChangeCallback, kick <-chan struct{}) {
+	defer close(d.monitorDone)
+	defer close(d.events)
+	state := linkState{mtu: int(d.mtu.Load())}
+	check := func() {
+		up, mtu, name := readLink(luid)
+		if name != "" && name != *d.name.Load() {
+			d.name.Store(&name)
+		}
+		for _, e := range state.update(up, mtu) {
+			if e == tun.EventMTUUpdate {
+				d.mtu.Store(int64(mtu))
+			}
+			select {
+			case d.events <- e:
+			case <-d.done:
+				return
+			}
+		}
+	}
+	check()
+	for {
+		select {
+		case <-d.done:
+			cb.Unregister()
+			return
+		case <-kick:
+			check()
+		}
+	}
+}
+
+// readLink reads whether the adapter is up, its MTU (IPv4's, else IPv6's; 0 if
+// neither can be read) and its name. A removed adapter reads as down.
+func readLink(luid winipcfg.LUID) (up bool, mtu int, name string) {
+	iface, err := luid.Interface()
+	if err != nil {
+		return false, 0, ""
+	}
+	for _, f := range []winipcfg.AddressFamily{windows.AF_INET, windows.AF_INET6} {
+		if row, err := luid.IPInterface(f); err == nil {
+			mtu = int(row.NLMTU)
+			break
+		}
+	}
+	return iface.OperStatus == winipcfg.IfOperStatusUp, mtu, iface.Alias()
+}
