@@ -11,7 +11,7 @@ import (
 )
 
 // Adapter is a layer 3 virtual network card: on Windows, a Wintun adapter of the
-// official wintun.dll, which must sit next to the executable (see the README).
+// official wintun.dll, which must sit next to the executable (see docs/windows.md).
 //
 // The handle returned by CreateAdapter owns the adapter: Close removes it, and so does
 // the end of the creating process. A handle from OpenAdapter only gives access to it.
