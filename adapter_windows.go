@@ -3,6 +3,7 @@ package wintun
 import (
 	"fmt"
 	"io/fs"
+	"slices"
 	"sync"
 
 	"golang.org/x/sys/windows"
@@ -123,7 +124,7 @@ func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option)
 	}
 	var missing []uint16
 	for _, f := range []uint16{winAFInet, winAFInet6} {
-		if !containsFamily(present, f) {
+		if !slices.Contains(present, f) {
 			missing = append(missing, f)
 			logWarn("wintun: adapter created without an interface of one family; it is configured if it appears", "name", name, "family", familyName(f))
 		}
@@ -139,15 +140,6 @@ func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option)
 	a.watch = watch
 	logInfo("wintun: adapter created", "name", name, "index", a.index, "luid", a.luid, "guid", guid.String(), "type", tunnelType)
 	return a, nil
-}
-
-func containsFamily(fs []uint16, f uint16) bool {
-	for _, x := range fs {
-		if x == f {
-			return true
-		}
-	}
-	return false
 }
 
 // OpenAdapter opens an existing Wintun adapter by name. wintun.dll opens only Wintun
