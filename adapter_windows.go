@@ -3,6 +3,7 @@ package wintun
 import (
 	"fmt"
 	"io/fs"
+	"runtime"
 	"slices"
 	"sync"
 
@@ -33,7 +34,6 @@ type Adapter struct {
 	closed   bool
 	handle   *dll.Adapter
 	sessions map[*Session]struct{}
-	mtu      int          // the MTU set through this handle, given to a late family
 	watch    *familyWatch // the creator's: configures a family that arrives late
 }
 
@@ -101,7 +101,7 @@ func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option)
 		watch.stop()
 		return nil, mapWinError(fmt.Sprintf("create adapter %q", name), err)
 	}
-	a := &Adapter{name: name, tunnelType: tunnelType, guid: guid, handle: h, sessions: map[*Session]struct{}{}, mtu: cfg.mtu}
+	a := &Adapter{name: name, tunnelType: tunnelType, guid: guid, handle: h, sessions: map[*Session]struct{}{}}
 	a.luid = h.LUID()
 	fail := func(err error) (*Adapter, error) {
 		watch.stop()
@@ -118,7 +118,7 @@ func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option)
 		return fail(fmt.Errorf("wintun: create adapter %q: %w", name, err))
 	}
 	for _, f := range present {
-		if err := a.configureFamily(f, cfg.mtu); err != nil {
+		if err := configureFamily(a.winLUID(), f, cfg.mtu); err != nil {
 			return fail(mapWinError(fmt.Sprintf("create adapter %q: configure %s", name, familyName(f)), err))
 		}
 	}
@@ -129,15 +129,17 @@ func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option)
 			logWarn("wintun: adapter created without an interface of one family; it is configured if it appears", "name", name, "family", familyName(f))
 		}
 	}
-	watch.start(a.winLUID(), missing, func(f uint16) {
-		a.mu.Lock()
-		mtu := a.mtu
-		a.mu.Unlock()
-		if err := a.configureFamily(f, mtu); err != nil {
+	// The callback must not hold a: the binding removes the adapter of an unreachable
+	// handle, and a registered callback is always reachable.
+	watch.mtu.Store(int64(cfg.mtu))
+	luid := a.winLUID()
+	watch.start(luid, missing, func(f uint16) {
+		if err := configureFamily(luid, f, int(watch.mtu.Load())); err != nil {
 			logWarn("wintun: configuring a late interface failed", "name", name, "family", familyName(f), "err", err)
 		}
 	})
 	a.watch = watch
+	runtime.AddCleanup(a, func(w *familyWatch) { w.stop() }, watch)
 	logInfo("wintun: adapter created", "name", name, "index", a.index, "luid", a.luid, "guid", guid.String(), "type", tunnelType)
 	return a, nil
 }

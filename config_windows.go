@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"net/netip"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/windows"
@@ -44,8 +46,10 @@ func aliasExists(name string) (bool, error) {
 // interface and, once started, configures each family of the adapter that arrives
 // (after CreateAdapter returned without it).
 type familyWatch struct {
-	cb      *winipcfg.InterfaceChangeCallback
-	changed chan struct{}
+	cb       *winipcfg.InterfaceChangeCallback
+	stopOnce sync.Once
+	changed  chan struct{}
+	mtu      atomic.Int64 // the MTU a late family gets (0: Windows' default)
 
 	started   chan struct{} // closed by start, after luid and configure are set
 	luid      winipcfg.LUID
@@ -89,12 +93,10 @@ func (w *familyWatch) start(luid winipcfg.LUID, missing []uint16, configure func
 	}
 }
 
-// stop unregisters the callback; it returns once no call of it runs.
+// stop unregisters the callback; it returns once no call of it runs. It is
+// idempotent: Close and the cleanup of an unreachable Adapter may both call it.
 func (w *familyWatch) stop() {
-	if w != nil && w.cb != nil {
-		w.cb.Unregister()
-		w.cb = nil
-	}
+	w.stopOnce.Do(func() { w.cb.Unregister() })
 }
 
 // hasFamily reports whether the adapter's interface of that family exists.
@@ -147,8 +149,8 @@ func (w *familyWatch) awaitInterfaces(luid winipcfg.LUID) ([]uint16, error) {
 // address detection (no neighbours to ask, and addresses are usable at once), no
 // router discovery or DHCPv6 (nobody answers), and mtu if not zero (for IPv6 only
 // from its minimum of 1280).
-func (a *Adapter) configureFamily(family uint16, mtu int) error {
-	row, err := a.winLUID().IPInterface(winipcfg.AddressFamily(family))
+func configureFamily(luid winipcfg.LUID, family uint16, mtu int) error {
+	row, err := luid.IPInterface(winipcfg.AddressFamily(family))
 	if err != nil {
 		return err
 	}
@@ -219,9 +221,9 @@ func (a *Adapter) SetMTU(mtu int) error {
 	if done == 0 {
 		return fmt.Errorf("wintun: set MTU of %q: neither IPv4 nor IPv6 is bound to the adapter", a.name)
 	}
-	a.mu.Lock()
-	a.mtu = mtu
-	a.mu.Unlock()
+	if a.watch != nil {
+		a.watch.mtu.Store(int64(mtu))
+	}
 	return nil
 }
 
