@@ -1,6 +1,8 @@
 package wgtun
 
 import (
+	"errors"
+
 	"golang.org/x/sys/windows"
 	"golang.zx2c4.com/wireguard/tun"
 	"golang.zx2c4.com/wireguard/windows/tunnel/winipcfg"
@@ -29,23 +31,17 @@ func (d *Device) startMonitor() error {
 	return nil
 }
 
-// monitor emits EventUp when the adapter is operationally up (Wintun's is while a
-// session runs), EventDown when it stops being up or disappears, and EventMTUUpdate
-// when its MTU changes. On Close it unregisters the callback, which returns once no
-// call of it runs.
+// monitor emits EventUp at start, as wireguard-go's own Windows device does (the
+// session that makes a Wintun adapter operationally up is running), then EventDown
+// and EventUp as the adapter stops and starts being up (see linkState) or disappears,
+// and EventMTUUpdate when its MTU changes. On Close it unregisters the callback, which
+// returns once no call of it runs.
 func (d *Device) monitor(luid winipcfg.LUID, cb *winipcfg.InterfaceChangeCallback, kick <-chan struct{}) {
 	defer close(d.monitorDone)
 	defer close(d.events)
 	state := linkState{mtu: int(d.mtu.Load())}
-	check := func() {
-		up, mtu, name := readLink(luid)
-		if name != "" && name != *d.name.Load() {
-			d.name.Store(&name)
-		}
-		for _, e := range state.update(up, mtu) {
-			if e == tun.EventMTUUpdate {
-				d.mtu.Store(int64(mtu))
-			}
+	emit := func(events []tun.Event) {
+		for _, e := range events {
 			select {
 			case d.events <- e:
 			case <-d.done:
@@ -53,6 +49,19 @@ func (d *Device) monitor(luid winipcfg.LUID, cb *winipcfg.InterfaceChangeCallbac
 			}
 		}
 	}
+	check := func() {
+		up, gone, mtu, name, err := readLink(luid)
+		if err != nil && !gone {
+			return // unreadable for now: the next notification reads again
+		}
+		if name != "" && name != *d.name.Load() {
+			d.name.Store(&name)
+		}
+		events := state.update(up, gone, mtu)
+		d.mtu.Store(int64(state.mtu))
+		emit(events)
+	}
+	emit(state.start())
 	check()
 	for {
 		select {
@@ -65,12 +74,13 @@ func (d *Device) monitor(luid winipcfg.LUID, cb *winipcfg.InterfaceChangeCallbac
 	}
 }
 
-// readLink reads whether the adapter is up, its MTU (IPv4's, else IPv6's; 0 if
-// neither can be read) and its name. A removed adapter reads as down.
-func readLink(luid winipcfg.LUID) (up bool, mtu int, name string) {
+// readLink reads whether the adapter is operationally up, its MTU (IPv4's, else
+// IPv6's; 0 if neither can be read) and its name, or that it is gone.
+func readLink(luid winipcfg.LUID) (up, gone bool, mtu int, name string, err error) {
 	iface, err := luid.Interface()
 	if err != nil {
-		return false, 0, ""
+		gone = errors.Is(err, windows.ERROR_FILE_NOT_FOUND) || errors.Is(err, windows.ERROR_NOT_FOUND)
+		return false, gone, 0, "", err
 	}
 	for _, f := range []winipcfg.AddressFamily{windows.AF_INET, windows.AF_INET6} {
 		if row, err := luid.IPInterface(f); err == nil {
@@ -78,5 +88,5 @@ func readLink(luid winipcfg.LUID) (up bool, mtu int, name string) {
 			break
 		}
 	}
-	return iface.OperStatus == winipcfg.IfOperStatusUp, mtu, iface.Alias()
+	return iface.OperStatus == winipcfg.IfOperStatusUp, false, mtu, iface.Alias(), nil
 }
