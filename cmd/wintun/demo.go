@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -170,7 +171,13 @@ func runDemo(out io.Writer, count int, timeout time.Duration, stop <-chan os.Sig
 			fmt.Fprintf(out, "%v: ending the session and removing adapter %s\n", sig, adapter.Name())
 			return nil
 		case <-expire:
-			return fmt.Errorf("timed out after %v with %d of %d echo replies", timeout, replies, count)
+			err := fmt.Errorf("timed out after %v with %d of %d echo replies", timeout, replies, count)
+			if runtime.GOOS == "windows" {
+				// The Public profile of a stock Windows firewall drops inbound pings
+				// on a new, "Unidentified" network.
+				err = fmt.Errorf("%w; Windows files a new Wintun network as Unidentified (Public firewall profile), which blocks inbound ping: allow ICMPv4 echo on the Public profile or make the network Private (see docs/windows.md)", err)
+			}
+			return err
 		}
 	}
 }
