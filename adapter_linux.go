@@ -314,10 +314,11 @@ func (a *Adapter) SetMTU(mtu int) error {
 }
 
 func ipNet(p netip.Prefix) (*net.IPNet, error) {
-	if !p.IsValid() {
-		return nil, fmt.Errorf("wintun: invalid prefix %v", p)
+	p, err := plainPrefix(p)
+	if err != nil {
+		return nil, err
 	}
-	return &net.IPNet{IP: p.Addr().Unmap().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().Unmap().BitLen())}, nil
+	return &net.IPNet{IP: p.Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())}, nil
 }
 
 // AddAddress gives the system side of the adapter the address p.Addr() on the network
@@ -370,6 +371,10 @@ func (a *Adapter) Addresses() ([]netip.Prefix, error) {
 }
 
 func (a *Adapter) route(p netip.Prefix) (*netlink.Route, error) {
+	p, err := plainPrefix(p)
+	if err != nil {
+		return nil, err
+	}
 	n, err := ipNet(p.Masked())
 	if err != nil {
 		return nil, err

@@ -235,7 +235,7 @@ func (a *Adapter) SetMTU(mtu int) error {
 // interface that is not up (left behind by a program that crashed), it is removed
 // there and added here, as WireGuard for Windows does.
 func (a *Adapter) AddAddress(p netip.Prefix) error {
-	p, err := winPrefix(p)
+	p, err := plainPrefix(p)
 	if err != nil {
 		return err
 	}
@@ -274,7 +274,7 @@ func (a *Adapter) removeStaleAddress(addr netip.Addr) bool {
 
 // RemoveAddress removes an address added with AddAddress.
 func (a *Adapter) RemoveAddress(p netip.Prefix) error {
-	p, err := winPrefix(p)
+	p, err := plainPrefix(p)
 	if err != nil {
 		return err
 	}
@@ -304,7 +304,7 @@ func (a *Adapter) Addresses() ([]netip.Prefix, error) {
 // interface's metric counts. An IPv4-mapped IPv6 prefix is taken as the IPv4 prefix
 // it maps.
 func (a *Adapter) AddRoute(p netip.Prefix) error {
-	p, err := winPrefix(p)
+	p, err := plainPrefix(p)
 	if err != nil {
 		return err
 	}
@@ -314,7 +314,7 @@ func (a *Adapter) AddRoute(p netip.Prefix) error {
 
 // RemoveRoute removes a route added with AddRoute.
 func (a *Adapter) RemoveRoute(p netip.Prefix) error {
-	p, err := winPrefix(p)
+	p, err := plainPrefix(p)
 	if err != nil {
 		return err
 	}

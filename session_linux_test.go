@@ -634,6 +634,36 @@ func TestAdapterConfiguration(t *testing.T) {
 		if err := a.RemoveRoute(route); err != nil {
 			t.Fatal(err)
 		}
+		// An IPv4-mapped prefix names IPv4 addresses: ::ffff:10.98.0.0/112 is
+		// 10.98.0.0/16; one shorter than /96 is no IPv4 prefix and is refused.
+		if err := a.AddAddress(netip.MustParsePrefix("::ffff:10.205.0.1/120")); err != nil {
+			t.Errorf("AddAddress of a mapped prefix: %v", err)
+		} else if got, _ := a.Addresses(); !slices.Contains(got, netip.MustParsePrefix("10.205.0.1/24")) {
+			t.Errorf("Addresses() = %v after adding ::ffff:10.205.0.1/120, want 10.205.0.1/24", got)
+		}
+		if err := a.AddRoute(netip.MustParsePrefix("::ffff:10.98.0.0/112")); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range []struct {
+			ip  net.IP
+			via bool
+		}{{net.IPv4(10, 98, 1, 1), true}, {net.IPv4(10, 97, 1, 1), false}} {
+			routes, _ := netlink.RouteGet(c.ip)
+			if via := len(routes) == 1 && routes[0].LinkIndex == a.Index(); via != c.via {
+				t.Errorf("after AddRoute(::ffff:10.98.0.0/112), route to %v = %v; through the adapter: %v, want %v", c.ip, routes, via, c.via)
+			}
+		}
+		if err := a.RemoveRoute(netip.MustParsePrefix("::ffff:10.98.0.0/112")); err != nil {
+			t.Error(err)
+		}
+		for _, p := range []string{"::ffff:10.0.0.0/80", "::ffff:10.0.0.1/64"} {
+			if err := a.AddRoute(netip.MustParsePrefix(p)); err == nil {
+				t.Errorf("AddRoute(%s) accepted", p)
+			}
+			if err := a.AddAddress(netip.MustParsePrefix(p)); err == nil {
+				t.Errorf("AddAddress(%s) accepted", p)
+			}
+		}
 		if v, err := wintun.RunningVersion(); err != nil || v>>16 == 0 {
 			t.Errorf("RunningVersion = %#x, %v", v, err)
 		}

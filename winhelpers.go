@@ -123,24 +123,6 @@ const (
 	winAFInet6  = 23
 )
 
-// winPrefix returns p as Windows' IP helper API must be given it. An IPv4-mapped IPv6
-// prefix (::ffff:a.b.c.d/n) names IPv4 addresses, so it becomes the IPv4 prefix
-// a.b.c.d/(n-96); Windows would otherwise get an IPv4 address with a prefix length
-// beyond 32, which it refuses. A mapped prefix shorter than /96 covers more than IPv4
-// addresses and is refused here.
-func winPrefix(p netip.Prefix) (netip.Prefix, error) {
-	if !p.IsValid() {
-		return netip.Prefix{}, fmt.Errorf("wintun: invalid prefix %v", p)
-	}
-	if !p.Addr().Is4In6() {
-		return p, nil
-	}
-	if p.Bits() < 96 {
-		return netip.Prefix{}, fmt.Errorf("wintun: prefix %v: an IPv4-mapped prefix must be /96 or longer", p)
-	}
-	return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96), nil
-}
-
 // unspecifiedFor returns the unspecified address of a's family: the next hop of an
 // on-link route.
 func unspecifiedFor(a netip.Addr) netip.Addr {

@@ -198,7 +198,7 @@ func TestLUIDHelpers(t *testing.T) {
 	}
 }
 
-func TestWinPrefix(t *testing.T) {
+func TestPlainPrefix(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"10.1.2.3/24", "10.1.2.3/24"},
 		{"fd00::1/64", "fd00::1/64"},
@@ -206,14 +206,14 @@ func TestWinPrefix(t *testing.T) {
 		{"::ffff:0.0.0.0/96", "0.0.0.0/0"},
 		{"::ffff:192.0.2.1/128", "192.0.2.1/32"},
 	} {
-		got, err := winPrefix(netip.MustParsePrefix(tc.in))
+		got, err := plainPrefix(netip.MustParsePrefix(tc.in))
 		if err != nil || got != netip.MustParsePrefix(tc.want) {
-			t.Errorf("winPrefix(%s) = %v, %v; want %s", tc.in, got, err, tc.want)
+			t.Errorf("plainPrefix(%s) = %v, %v; want %s", tc.in, got, err, tc.want)
 		}
 	}
 	for _, p := range []netip.Prefix{{}, netip.MustParsePrefix("::ffff:0.0.0.0/80")} {
-		if got, err := winPrefix(p); err == nil {
-			t.Errorf("winPrefix(%v) = %v, want an error", p, got)
+		if got, err := plainPrefix(p); err == nil {
+			t.Errorf("plainPrefix(%v) = %v, want an error", p, got)
 		}
 	}
 	if unspecifiedFor(netip.MustParseAddr("10.0.0.1")) != netip.IPv4Unspecified() ||

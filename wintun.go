@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"sync/atomic"
 )
 
@@ -204,3 +205,21 @@ func checkCapacity(capacity uint32) error {
 // the other Unix systems allow 1 to 15 bytes without '/', ':', '%' or white space;
 // Windows 1 to 127 UTF-16 code units without control characters or \ / : * ? " < > |.
 func CheckName(name string) error { return checkName(name) }
+
+// plainPrefix returns p as the system must be given it. An IPv4-mapped IPv6 prefix
+// (::ffff:a.b.c.d/n) names IPv4 addresses, so it becomes the IPv4 prefix
+// a.b.c.d/(n-96); taken as it is, it would reach the system as an IPv4 address with
+// a prefix length beyond 32. A mapped prefix shorter than /96 covers more than IPv4
+// addresses and is refused.
+func plainPrefix(p netip.Prefix) (netip.Prefix, error) {
+	if !p.IsValid() {
+		return netip.Prefix{}, fmt.Errorf("wintun: invalid prefix %v", p)
+	}
+	if !p.Addr().Is4In6() {
+		return p, nil
+	}
+	if p.Bits() < 96 {
+		return netip.Prefix{}, fmt.Errorf("wintun: prefix %v: an IPv4-mapped prefix must be /96 or longer", p)
+	}
+	return netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96), nil
+}
