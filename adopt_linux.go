@@ -22,8 +22,9 @@ import (
 // packet information, if netlink finds the device: the queue itself does not tell
 // (TUNGETIFF reports IFF_NO_PI's bit on every tun device), and a device that netlink
 // does not find (an Android app may not look links up) is taken to be without it. A file
-// that is not an attached tun queue gives the kernel's error: ENOTTY for a file that
-// is no tun queue, EBADFD for one attached to no device. f may be blocking: the
+// that is not a tun queue gives the kernel's error: ENOTTY for a file that is no tun
+// queue, EBADFD for one whose device was never set up or is gone. A queue the host
+// detached (IFF_DETACH_QUEUE) is attached again. f may be blocking: the
 // session switches the open file to non-blocking mode, which other descriptors of the
 // same open file (the host's, say) share.
 //
@@ -82,6 +83,17 @@ func AdoptSession(f *os.File, capacity uint32, opts ...SessionOption) (*Session,
 	dev, local := adoptedDevice(fd, name, vnetHdr)
 	if err := checkNoPI(dev, name); err != nil {
 		return fail(err)
+	}
+	// A queue detached with IFF_DETACH_QUEUE still names its device but receives
+	// nothing: attach it again. The kernel answers EINVAL for a queue that is
+	// attached already, and for a device that is not multiqueue.
+	attach, err := unix.NewIfreq("")
+	if err == nil {
+		attach.SetUint16(unix.IFF_ATTACH_QUEUE)
+		err = unix.IoctlIfreq(fd, unix.TUNSETQUEUE, attach)
+	}
+	if err != nil && !errors.Is(err, unix.EINVAL) {
+		return fail(fmt.Errorf("wintun: adopt session on %q: attach the detached queue: %w", name, err))
 	}
 	var link netlink.Link // the device, where the session may configure it
 	if local && dev != nil {
@@ -155,7 +167,7 @@ func checkAdoptable(fd int, cfg *sessionConfig) (name string, vnetHdr bool, err 
 	if err := unix.IoctlIfreq(fd, unix.TUNGETIFF, ifr); err != nil {
 		what := "not a tun queue"
 		if errors.Is(err, unix.EBADFD) {
-			what = "a tun file attached to no device (never set up, or a detached queue)"
+			what = "a tun file with no device (never set up, or the device is gone)"
 		}
 		return "", false, fmt.Errorf("wintun: adopt session: %s: %w", what, err)
 	}

@@ -106,13 +106,27 @@ var vnetCases = []struct {
 }{{"plain", tunPlain}, {"vnet_hdr", tunVnet}}
 
 // TestAdoptPing answers, through an adopted session, a ping that the kernel sends
-// into the device.
+// into the device; a queue the host detached (IFF_DETACH_QUEUE) is attached again.
 func TestAdoptPing(t *testing.T) {
-	for _, c := range vnetCases {
+	cases := append(vnetCases, struct {
+		name  string
+		flags uint16
+	}{"detached", tunPlain | unix.IFF_MULTI_QUEUE})
+	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			checkLeaks(t)
 			ns := netns.ForTest(t)
-			s := adopt(t, ns, hostTun(t, ns, "wtadopt", c.flags, "10.230.0.1/24"))
+			f := hostTun(t, ns, "wtadopt", c.flags, "10.230.0.1/24")
+			if c.name == "detached" {
+				if err := fileIoctl(f, func(fd int) error {
+					ifr, _ := unix.NewIfreq("")
+					ifr.SetUint16(unix.IFF_DETACH_QUEUE)
+					return unix.IoctlIfreq(fd, unix.TUNSETQUEUE, ifr)
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			s := adopt(t, ns, f)
 			var conn net.PacketConn
 			if err := ns.Do(func() (err error) {
 				conn, err = net.ListenPacket("ip4:icmp", "10.230.0.1")
