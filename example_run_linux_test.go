@@ -1,0 +1,100 @@
+package wintun_test
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"go.wintun.dev/wintun/internal/netns"
+	"go.wintun.dev/wintun/internal/packet"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// TestExampleAnswersPing runs the package Example, which needs root and so has no
+// Output to be checked by go test, in a namespace: the kernel's ping to the
+// addresses its doc names must be answered, over IPv4 and IPv6, and the Example must
+// return once its adapter is deleted.
+func TestExampleAnswersPing(t *testing.T) {
+	ns := netns.ForTest(t)
+	done := make(chan error, 1)
+	go func() { done <- ns.Do(func() error { Example(); return nil }) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var up bool
+		ns.Do(func() error {
+			l, err := netlink.LinkByName("ping0")
+			up = err == nil && l.Attrs().RawFlags&unix.IFF_LOWER_UP != 0
+			return nil
+		})
+		if up {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the Example's adapter ping0 did not come up")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for _, c := range []struct{ network, local, remote string }{
+		{"ip4:icmp", "10.6.8.1", "10.6.8.2"},
+		{"ip6:ipv6-icmp", "fd00:6:8::1", "fd00:6:8::2"},
+	} {
+		if err := ns.Do(func() error { return pingOnce(c.network, c.local, c.remote) }); err != nil {
+			t.Errorf("ping %s: %v", c.remote, err)
+		}
+	}
+	if err := ns.Do(func() error {
+		return netlink.LinkDel(&netlink.Tuntap{LinkAttrs: netlink.LinkAttrs{Name: "ping0"}})
+	}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the Example did not return after its adapter was deleted")
+	}
+}
+
+// pingOnce sends one echo request from local to remote on a raw socket of network
+// and waits up to five seconds for the reply, with the same identifier, sequence
+// number and data.
+func pingOnce(network, local, remote string) error {
+	conn, err := net.ListenPacket(network, local)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	src, dst := netip.MustParseAddr(local), netip.MustParseAddr(remote)
+	typ, header, proto := uint8(packet.EchoRequest4), 20, uint8(packet.ProtoICMP)
+	if dst.Is6() {
+		typ, header, proto = packet.EchoRequest6, 40, packet.ProtoICMPv6
+	}
+	data := []byte("example")
+	// The socket takes the ICMP message: the kernel adds the IP header (and, for
+	// ICMPv6, the checksum).
+	request := packet.Echo(src, dst, typ, 0x4243, 3, data)[header:]
+	if _, err := conn.WriteTo(request, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
+		return err
+	}
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 1500)
+	for {
+		n, from, err := conn.ReadFrom(buf)
+		if err != nil {
+			return fmt.Errorf("no echo reply: %w", err)
+		}
+		in, err := packet.Parse(packet.IP(dst, src, proto, buf[:n]))
+		if err == nil && in.IsEchoReply() && in.ID == 0x4243 {
+			if from.String() != dst.String() || in.Seq != 3 || string(in.Payload[8:]) != string(data) {
+				return fmt.Errorf("echo reply from %v, seq %d, data %q", from, in.Seq, in.Payload[8:])
+			}
+			return nil
+		}
+	}
+}
