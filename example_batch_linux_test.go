@@ -42,8 +42,11 @@ func ExampleSession_ReceivePackets() {
 	forwardBundles(a, b) // until an adapter is deleted
 }
 
-// forwardBundles copies every packet received on from to to, a bundle at a time.
+// forwardBundles copies every packet received on from to to, a bundle at a time,
+// until either session ends; it then ends both, so that the other direction stops too.
 func forwardBundles(from, to *wintun.Session) {
+	defer from.End()
+	defer to.End()
 	in, out := make([][]byte, 128), make([][]byte, 128)
 	sizes := make([]int, 128)
 	for {
@@ -61,7 +64,12 @@ func forwardBundles(from, to *wintun.Session) {
 		for i := range n {
 			sizes[i] = len(in[i])
 		}
-		m, _ := to.AllocateSendPackets(sizes[:n], out) // m < n: the rest is dropped
+		m, err := to.AllocateSendPackets(sizes[:n], out)
+		if err != nil && err != wintun.ErrBufferOverflow { // m < n and a full ring: the rest is dropped
+			log.Print(err) // the other session ended or its adapter is gone
+			from.ReleaseReceivePackets(in[:n])
+			return
+		}
 		for i := range m {
 			copy(out[i], in[i])
 		}
