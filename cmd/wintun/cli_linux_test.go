@@ -116,6 +116,8 @@ func TestBadInput(t *testing.T) {
 		{[]string{"create", "wt0", "--route", "x/8"},
 			`wintun create: --route "x/8": want an address with its prefix length, like 10.0.0.1/24 or fd00::1/64`},
 		{[]string{"create", "wt0", "--persist"}, `wintun create: unknown option --persist`},
+		{[]string{"create", "wt0", "--type", ""}, `wintun create: --type "": want 1 to 64 bytes, no control characters`},
+		{[]string{"create", "--", "-x"}, `wintun create: adapter name "-x" starts with '-', which the commands would take for an option`},
 		{[]string{"create", "wt0", "--guid", "nope"}, `wintun create: --guid: invalid GUID "nope": want the form xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`},
 		{[]string{"create", "wt0", "--owner", "no-such-user-here"},
 			`wintun create: --owner: user: unknown user no-such-user-here: give an existing user name or a number`},
@@ -159,6 +161,7 @@ func TestBadInput(t *testing.T) {
 	}{
 		{[]string{"nope"}, "wintun: unknown command \"nope\" (see `wintun --help`)\n"},
 		{[]string{"help", "nope"}, "wintun: no command \"nope\" (see `wintun --help`)\n"},
+		{[]string{"help", "demo", "extra"}, "wintun: help takes one command, not \"demo extra\" (see `wintun --help`)\n"},
 		{nil, usage},
 	} {
 		code, stdout, stderr := runArgs(tc.args...)
@@ -196,6 +199,8 @@ func TestKernelErrors(t *testing.T) {
 		{[]string{"create", "wt1", "--address", "10.9.0.5/24", "--route", "10.9.0.0/24"}, syscall.EEXIST,
 			"wintun create: route 10.9.0.0/24 exists already: the kernel adds the route to an address's own network, here 10.9.0.5/24's; " +
 				"leave out --route 10.9.0.0/24 (adapter wt1 removed again)"},
+		{[]string{"create", "wt3", "--address", "10.9.1.5/24", "--address", "10.9.1.5/24"}, syscall.EEXIST,
+			"wintun create: adapter wt3 has address 10.9.1.5/24 already (given twice?) (adapter wt3 removed again)"},
 		{[]string{"create", "wt2", "--route", "10.20.0.1/16"}, syscall.EEXIST,
 			"wintun create: a route to 10.20.0.0/16 exists already (`ip route show 10.20.0.0/16` shows it): delete it first, " +
 				"or leave out --route 10.20.0.1/16 (adapter wt2 removed again)"},

@@ -218,6 +218,10 @@ func checkName(cmd, name string) error {
 	if err := wintun.CheckName(name); err != nil {
 		return usageError{cmd, strings.TrimPrefix(err.Error(), "wintun: ")}
 	}
+	if strings.HasPrefix(name, "-") {
+		// Every later command would read it as an option.
+		return usageError{cmd, fmt.Sprintf("adapter name %q starts with '-', which the commands would take for an option", name)}
+	}
 	return nil
 }
 
@@ -291,6 +295,9 @@ func configError(cmd string, a *wintun.Adapter, what string, p netip.Prefix, err
 		}
 		return userErrorf(err, "wintun %s: a route to %v exists already (`ip route show %v` shows it): delete it first, or leave out --route %v",
 			cmd, p.Masked(), p.Masked(), p)
+	}
+	if what == "address" && errors.Is(err, fs.ErrExist) {
+		return userErrorf(err, "wintun %s: adapter %s has address %v already (given twice?)", cmd, name, p)
 	}
 	if errors.Is(err, os.ErrPermission) {
 		return needRoot(cmd, fmt.Sprintf("adding %s %v to adapter %s", what, p, name),

@@ -11,6 +11,7 @@ import (
 	"os/user"
 	"strconv"
 	"strings"
+	"unicode"
 
 	"github.com/vishvananda/netlink"
 	"go.wintun.dev/wintun"
@@ -30,7 +31,7 @@ either). Creating needs CAP_NET_ADMIN.
 
 func cmdCreate(out io.Writer, args []string) error {
 	c := newCommand("create", createUsage, out)
-	tunnelType := c.String("type", "Wintun", "tunnel type `T` recorded with the adapter (1 to 64 characters)")
+	tunnelType := c.String("type", "Wintun", "tunnel type `T` recorded with the adapter (1 to 64 bytes)")
 	guidFlag := c.String("guid", "", "adapter `GUID`, xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx (default random)")
 	var addrs, routes prefixList
 	c.Var(&addrs, "address", "add address `PREFIX` (e.g. 10.0.0.1/24) to the system side; repeatable")
@@ -47,6 +48,9 @@ func cmdCreate(out io.Writer, args []string) error {
 	// Everything is validated before anything is created.
 	if err := checkName("create", name); err != nil {
 		return err
+	}
+	if n := len(*tunnelType); n < 1 || n > 64 || strings.ContainsFunc(*tunnelType, unicode.IsControl) {
+		return usageError{"create", fmt.Sprintf("--type %q: want 1 to 64 bytes, no control characters", *tunnelType)}
 	}
 	var guid *wintun.GUID
 	if *guidFlag != "" {

@@ -80,6 +80,10 @@ func runCommand(args []string, stdout, stderr io.Writer, stop func() <-chan os.S
 			// `wintun help CMD` is `wintun CMD --help`.
 			return runCommand([]string{args[0], "--help"}, stdout, stderr, stop)
 		}
+		if len(args) > 1 && commands[args[0]] {
+			fmt.Fprintf(stderr, "wintun: help takes one command, not %q (see `wintun --help`)\n", strings.Join(args, " "))
+			return 2
+		}
 		if len(args) > 0 {
 			fmt.Fprintf(stderr, "wintun: no command %q (see `wintun --help`)\n", args[0])
 			return 2
