@@ -44,7 +44,8 @@ import (
 //
 // The session looks the device up through netlink: in the device's own network
 // namespace if the kernel tells which that is (TUNGETDEVNETNS needs CAP_NET_ADMIN),
-// else by name in the network namespace of the calling goroutine's thread. Only a
+// else by name in the network namespace of the calling goroutine's thread (where
+// another tun device of the same name would be taken for it). Only a
 // device in the caller's namespace gets its offloads on and its kernel queue
 // lengthened (see StartSession); elsewhere, or where it is not found, offloads are
 // off.
