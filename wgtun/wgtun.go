@@ -14,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,7 +33,8 @@ const (
 	// encryption round.
 	DefaultBatchSize = 128
 	// DefaultWriteWait bounds how long one Write waits for room in a full send ring
-	// before it drops the packets it still holds.
+	// before it drops the packets it still holds, on Linux. On Windows Write drops at
+	// once by default, as wireguard-go's own tun does there.
 	DefaultWriteWait = 100 * time.Millisecond
 )
 
@@ -44,10 +46,11 @@ var ErrDropped = errors.New("wgtun: packets dropped")
 type Option func(*config)
 
 type config struct {
-	capacity  uint32
-	batchSize int
-	writeWait time.Duration
-	session   *wintun.Session
+	capacity     uint32
+	batchSize    int
+	writeWait    time.Duration
+	writeWaitSet bool
+	session      *wintun.Session
 }
 
 // WithRingCapacity sets the capacity of each ring of the session New starts (a power
@@ -60,7 +63,9 @@ func WithBatchSize(n int) Option { return func(c *config) { c.batchSize = n } }
 
 // WithWriteWait sets how long one Write call may wait, in total, for room in a full
 // send ring before it drops the rest of its packets. Zero drops at once.
-func WithWriteWait(d time.Duration) Option { return func(c *config) { c.writeWait = d } }
+func WithWriteWait(d time.Duration) Option {
+	return func(c *config) { c.writeWait, c.writeWaitSet = d, true }
+}
 
 // WithSession makes the Device use a session the caller already started on the
 // adapter, instead of starting its own. Close then leaves that session running: the
@@ -89,6 +94,8 @@ type Device struct {
 	ownsSession bool
 	batchSize   int
 	writeWait   time.Duration
+	spin        bool     // poll the ring briefly before waiting, under heavy traffic
+	rate        readRate // what Read hands out, when spin is on
 
 	mtu  atomic.Int64 // kept up to date by the link monitor
 	name atomic.Pointer[string]
@@ -118,6 +125,9 @@ func New(adapter *wintun.Adapter, opts ...Option) (*Device, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
+	if !cfg.writeWaitSet && runtime.GOOS == "windows" {
+		cfg.writeWait = 0
+	}
 	if cfg.batchSize < 1 || cfg.batchSize > 1024 {
 		return nil, fmt.Errorf("wgtun: invalid batch size %d: want 1 to 1024", cfg.batchSize)
 	}
@@ -133,6 +143,7 @@ func New(adapter *wintun.Adapter, opts ...Option) (*Device, error) {
 		session:     cfg.session,
 		batchSize:   cfg.batchSize,
 		writeWait:   cfg.writeWait,
+		spin:        spinBeforeWait,
 		events:      make(chan tun.Event, 8),
 		done:        make(chan struct{}),
 		monitorDone: make(chan struct{}),
@@ -206,7 +217,8 @@ func (d *Device) closedErr(err error) error {
 }
 
 // Read waits for packets and copies as many as are ready, up to len(bufs), into
-// bufs[i][offset:], setting sizes[i]. A packet longer than len(bufs[i])-offset is
+// bufs[i][offset:], setting sizes[i]. On Windows, under heavy traffic, it polls the
+// ring for a few microseconds before it waits, as wireguard-go's own tun does there. A packet longer than len(bufs[i])-offset is
 // dropped and counted (Stats.ReadDropsTooBig). After Close it returns os.ErrClosed; if
 // the session ends otherwise (adapter removed), an io.EOF error.
 func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
@@ -215,8 +227,9 @@ func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		return 0, nil
 	}
 	s := d.session
+	var spinStart int64
 	for {
-		n := 0
+		n, bytes := 0, 0
 		for n < max {
 			p, err := s.ReceivePacket()
 			if err == wintun.ErrNoMoreItems {
@@ -234,11 +247,25 @@ func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 				continue
 			}
 			sizes[n] = copy(bufs[n][offset:], p)
+			bytes += sizes[n]
 			s.ReleaseReceivePacket(p)
 			n++
 		}
 		if n > 0 {
+			if d.spin {
+				d.rate.add(nanotime(), bytes)
+			}
 			return n, nil
+		}
+		if d.spin {
+			now := nanotime()
+			if spinStart == 0 {
+				spinStart = now
+			}
+			if now-spinStart < int64(spinFor) && d.rate.high(now) {
+				runtime.Gosched()
+				continue
+			}
 		}
 		select {
 		case <-s.ReadWaitEvent(): // a token, or closed: either way try again
