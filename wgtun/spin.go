@@ -50,7 +50,7 @@ func (r *readRate) high(now int64) bool {
 	return r.perSecond.Load() >= spinRate && now-r.windowStart.Load() < 2*int64(rateWindow)
 }
 
-// clock is the monotonic clock readRate uses, in nanoseconds.
+// clockBase anchors nanotime, the monotonic clock readRate uses, in nanoseconds.
 var clockBase = time.Now()
 
 func nanotime() int64 { return int64(time.Since(clockBase)) }
