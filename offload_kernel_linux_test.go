@@ -3,11 +3,8 @@ package wintun_test
 import (
 	"bufio"
 	"bytes"
-	"context"
-	"crypto/sha256"
 	"encoding/binary"
-	"io"
-	"math/rand/v2"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -15,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -225,115 +221,28 @@ func udpSegmented(t *testing.T, nsA, nsB *netns.NS) {
 
 // transferWith sends size bytes over TCP from client to a server listening on addr in
 // server, with setopt applied to the client's socket before it connects, and fails t
-// unless they arrive intact. The server's receive buffer, hence the window, is held to
-// 1 MiB so that what is in flight fits the forwarder's rings. A checksum error counted
-// by the server's kernel ends the transfer at once: a segment with a bad checksum is
-// dropped and resent forever, which would stall the transfer until its deadline.
+// unless they arrive intact (netns.TransferTCP). A checksum error counted by the
+// server's kernel ends the transfer at once: a segment with a bad checksum is dropped
+// and resent forever, which would stall the transfer until its deadline.
 func transferWith(t *testing.T, client, server *netns.NS, addr string, size int64, setopt func(fd int) error) {
 	t.Helper()
-	control := func(f func(fd int) error) func(_, _ string, c syscall.RawConn) error {
-		return func(_, _ string, c syscall.RawConn) error {
-			var serr error
-			if err := c.Control(func(fd uintptr) { serr = f(int(fd)) }); err != nil {
-				return err
-			}
-			return serr
-		}
-	}
-	lc := net.ListenConfig{Control: control(func(fd int) error {
-		return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<19)
-	})}
-	var ln net.Listener
-	if err := server.Do(func() (err error) { ln, err = lc.Listen(context.Background(), "tcp", addr); return }); err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	deadline := time.Now().Add(60 * time.Second)
-	type result struct {
-		n   int64
-		sum []byte
-		err error
-	}
-	got := make(chan result, 1)
-	var conns sync.WaitGroup
-	conns.Add(1)
-	var server1 atomic.Pointer[net.Conn]
-	go func() {
-		defer conns.Done()
-		c, err := ln.Accept()
-		if err != nil {
-			got <- result{err: err}
-			return
-		}
-		server1.Store(&c)
-		defer c.Close()
-		c.SetDeadline(deadline)
-		h := sha256.New()
-		n, err := io.Copy(h, c)
-		got <- result{n, h.Sum(nil), err}
-	}()
-	var c net.Conn
-	d := net.Dialer{Timeout: 20 * time.Second, Control: control(setopt)}
-	if err := client.Do(func() (err error) { c, err = d.DialContext(context.Background(), "tcp", ln.Addr().String()); return }); err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(deadline)
-	stop := make(chan struct{})
-	var csumErrors atomic.Int64
-	var watch sync.WaitGroup
-	watch.Add(1)
-	go func() {
-		defer watch.Done()
-		m, err := readCounters(server, "snmp")
-		if err != nil {
-			return
-		}
-		base := m["Tcp:InCsumErrors"]
-		tick := time.NewTicker(50 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
+	base := int64(-1)
+	netns.TransferTCPWith(t, client, server, addr, size, netns.TransferOptions{
+		ClientSocket: setopt,
+		Watch: func() error {
 			m, err := readCounters(server, "snmp")
 			if err != nil {
-				return
+				return nil
+			}
+			if base < 0 {
+				base = m["Tcp:InCsumErrors"]
 			}
 			if n := m["Tcp:InCsumErrors"] - base; n > 0 {
-				csumErrors.Store(n)
-				c.SetDeadline(time.Now()) // end the stalled transfer now
-				if s := server1.Load(); s != nil {
-					(*s).SetDeadline(time.Now())
-				}
-				return
+				return fmt.Errorf("the receiving kernel counted %d TCP checksum errors", n)
 			}
-		}
-	}()
-	h := sha256.New()
-	src := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{byte(size)}), size), h)
-	_, werr := io.Copy(c, src)
-	if werr == nil {
-		werr = c.(*net.TCPConn).CloseWrite()
-	}
-	r := <-got
-	close(stop)
-	watch.Wait()
-	conns.Wait()
-	switch {
-	case csumErrors.Load() > 0:
-		t.Fatalf("the receiving kernel counted %d TCP checksum errors; transfer ended (sent: %v, received %d bytes: %v)",
-			csumErrors.Load(), werr, r.n, r.err)
-	case werr != nil:
-		t.Fatalf("send: %v", werr)
-	case r.err != nil:
-		t.Fatalf("receive: %v", r.err)
-	case r.n != size || !bytes.Equal(r.sum, h.Sum(nil)):
-		t.Fatalf("received %d bytes with SHA-256 %x; sent %d bytes with SHA-256 %x", r.n, r.sum, size, h.Sum(nil))
-	}
-	t.Logf("TCP to %v: %d MiB verified", ln.Addr(), size>>20)
+			return nil
+		},
+	})
 }
 
 // udpSegment is the control message that makes one send of a UDP socket a run of

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -25,15 +26,37 @@ import (
 // not a fast sender meeting a forwarder slowed by the race detector.
 func TransferTCP(t testing.TB, client, server *NS, addr string, size int64) {
 	t.Helper()
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		if err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<19)
-		}); err != nil {
-			return err
+	TransferTCPWith(t, client, server, addr, size, TransferOptions{})
+}
+
+// TransferOptions adjusts TransferTCPWith.
+type TransferOptions struct {
+	// ClientSocket, if set, is applied to the client's socket before it connects.
+	ClientSocket func(fd int) error
+	// Watch, if set, is called as the transfer starts and every 50 ms; an error from it
+	// ends the transfer at once and fails the test with that error (a stalled
+	// transfer would otherwise run until its deadline).
+	Watch func() error
+}
+
+// TransferTCPWith is TransferTCP with options.
+func TransferTCPWith(t testing.TB, client, server *NS, addr string, size int64, opts TransferOptions) {
+	t.Helper()
+	control := func(f func(fd int) error) func(_, _ string, c syscall.RawConn) error {
+		return func(_, _ string, c syscall.RawConn) error {
+			if f == nil {
+				return nil
+			}
+			var serr error
+			if err := c.Control(func(fd uintptr) { serr = f(int(fd)) }); err != nil {
+				return err
+			}
+			return serr
 		}
-		return serr
-	}}
+	}
+	lc := net.ListenConfig{Control: control(func(fd int) error {
+		return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 1<<19)
+	})}
 	var ln net.Listener
 	if err := server.Do(func() (err error) { ln, err = lc.Listen(context.Background(), "tcp", addr); return }); err != nil {
 		t.Fatal(err)
@@ -46,12 +69,14 @@ func TransferTCP(t testing.TB, client, server *NS, addr string, size int64) {
 		err error
 	}
 	got := make(chan result, 1)
+	var accepted atomic.Pointer[net.Conn]
 	go func() {
 		c, err := ln.Accept()
 		if err != nil {
 			got <- result{err: err}
 			return
 		}
+		accepted.Store(&c)
 		defer c.Close()
 		c.SetDeadline(deadline)
 		h := sha256.New()
@@ -59,21 +84,52 @@ func TransferTCP(t testing.TB, client, server *NS, addr string, size int64) {
 		got <- result{n, h.Sum(nil), err}
 	}()
 	var c net.Conn
-	if err := client.Do(func() (err error) {
-		c, err = net.DialTimeout("tcp", ln.Addr().String(), 20*time.Second)
-		return err
-	}); err != nil {
+	d := net.Dialer{Timeout: 20 * time.Second, Control: control(opts.ClientSocket)}
+	if err := client.Do(func() (err error) { c, err = d.DialContext(context.Background(), "tcp", ln.Addr().String()); return }); err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close()
 	c.SetDeadline(deadline)
+	stop, watched := make(chan struct{}), make(chan error, 1)
+	go func() {
+		if opts.Watch == nil {
+			watched <- nil
+			return
+		}
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		for first := true; ; first = false {
+			if !first {
+				select {
+				case <-stop:
+					watched <- nil
+					return
+				case <-tick.C:
+				}
+			}
+			if err := opts.Watch(); err != nil {
+				c.SetDeadline(time.Now()) // end the transfer now
+				if s := accepted.Load(); s != nil {
+					(*s).SetDeadline(time.Now())
+				}
+				watched <- err
+				return
+			}
+		}
+	}()
 	h := sha256.New()
 	src := io.TeeReader(io.LimitReader(rand.NewChaCha8([32]byte{byte(size)}), size), h)
 	start := time.Now()
 	_, werr := io.Copy(c, src)
-	c.Close()
+	if werr == nil {
+		werr = c.(*net.TCPConn).CloseWrite()
+	}
 	r := <-got
 	elapsed := time.Since(start)
-	switch {
+	close(stop)
+	switch werr2 := <-watched; {
+	case werr2 != nil:
+		t.Fatalf("%v; transfer ended (sent: %v, received %d bytes: %v)", werr2, werr, r.n, r.err)
 	case werr != nil:
 		t.Fatalf("send: %v", werr)
 	case r.err != nil:
