@@ -51,14 +51,7 @@ func TestExampleAnswersPing(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("the Example did not return after its adapter was deleted")
-	}
+	waitReturn(t, done)
 }
 
 // pingOnce sends one echo request from local to remote on a raw socket of network
@@ -160,12 +153,19 @@ func TestExampleForwards(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+	waitReturn(t, done)
+}
+
+// waitReturn waits for an Example run in a goroutine to return once its adapter is
+// deleted.
+func waitReturn(t *testing.T, done <-chan error) {
+	t.Helper()
 	select {
 	case err := <-done:
 		if err != nil {
 			t.Fatal(err)
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("the Example did not return after fwd1 was deleted")
+		t.Fatal("the Example did not return after its adapter was deleted")
 	}
 }
