@@ -67,7 +67,7 @@ func (g *guardedSession) end(beforeFree func()) {
 
 // failed maps a binding error and reports unusable rings.
 func (g *guardedSession) failed(op string, err error) error {
-	err = mapWinError(op, err)
+	err = mapRingError(op, err)
 	if err == ErrAdapterGone || err == ErrInvalidData {
 		g.fatal()
 	}

@@ -51,17 +51,24 @@ func ringError(err error) (error, bool) {
 	return nil, false
 }
 
+// mapRingError is mapWinError for the ring calls of a session, whose conditions
+// (empty, full, corrupt, end of file) become the sentinels themselves.
+func mapRingError(op string, err error) error {
+	if s, ok := ringError(err); ok {
+		return s
+	}
+	return mapWinError(op, err)
+}
+
 // mapWinError turns an error from wintun.dll or the IP helper API into this package's
-// terms: the ring conditions become the sentinels themselves, and the other common
-// conditions wrap fs.ErrNotExist, fs.ErrExist or fs.ErrPermission next to the original
-// error, so that both errors.Is(err, fs.ErrExist) and errors.Is(err, windows.ERROR_...)
-// hold. op says what was being done, for the message.
+// terms: the common conditions wrap fs.ErrNotExist, fs.ErrExist or fs.ErrPermission
+// next to the original error, so that both errors.Is(err, fs.ErrExist) and
+// errors.Is(err, windows.ERROR_...) hold. op says what was being done, for the
+// message. The ring sentinels are mapRingError's: the same error numbers mean
+// something else from other calls (ERROR_BUFFER_OVERFLOW for a name too long).
 func mapWinError(op string, err error) error {
 	if err == nil {
 		return nil
-	}
-	if s, ok := ringError(err); ok {
-		return s
 	}
 	var en syscall.Errno
 	if !errors.As(err, &en) {

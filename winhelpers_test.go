@@ -27,11 +27,15 @@ func TestRingErrorMapping(t *testing.T) {
 		{38, ErrAdapterGone},
 	} {
 		// The sentinel itself, so that callers may compare with ==.
-		if got := mapWinError("op", syscall.Errno(tc.errno)); got != tc.want {
-			t.Errorf("mapWinError(%d) = %v, want %v", tc.errno, got, tc.want)
+		if got := mapRingError("op", syscall.Errno(tc.errno)); got != tc.want {
+			t.Errorf("mapRingError(%d) = %v, want %v", tc.errno, got, tc.want)
+		}
+		// From any other call the number keeps its own meaning and the operation.
+		if got := mapWinError("create adapter", syscall.Errno(tc.errno)); !errors.Is(got, syscall.Errno(tc.errno)) || !strings.Contains(got.Error(), "create adapter") {
+			t.Errorf("mapWinError(%d) = %v, want the errno and the operation kept", tc.errno, got)
 		}
 	}
-	if !errors.Is(mapWinError("op", syscall.Errno(38)), io.EOF) {
+	if !errors.Is(mapRingError("op", syscall.Errno(38)), io.EOF) {
 		t.Error("ERROR_HANDLE_EOF is not an io.EOF error")
 	}
 	if _, ok := ringError(errors.New("other")); ok {
