@@ -256,3 +256,26 @@ func TestWithSession(t *testing.T) {
 		t.Errorf("session after Device.Close: %v, want it still running", err)
 	}
 }
+
+// TestWriteDropsAtOnce writes bundles far larger than a 128 KiB send ring with a
+// write wait of zero (the default on Windows): what the ring cannot take is dropped
+// and counted, and Write reports the whole bundle as written, without an error that
+// wireguard-go would log for every bundle.
+func TestWriteDropsAtOnce(t *testing.T) {
+	ns := netns.ForTest(t)
+	_, d := newDevice(t, ns, "wgfull", wgtun.WithRingCapacity(wintun.RingCapacityMin), wgtun.WithWriteWait(0))
+	local, remote := netip.MustParseAddr("10.201.0.2"), netip.MustParseAddr("10.201.0.1")
+	bufs := make([][]byte, 1000)
+	for i := range bufs {
+		bufs[i] = packet.IP(local, remote, packet.ProtoUDP, append([]byte{0x9c, 0x40, 0, 9, 0x05, 0x78, 0, 0}, make([]byte, 1392)...))
+	}
+	for try := 0; try < 20 && d.Stats().WriteDropsRingFull == 0; try++ {
+		if n, err := d.Write(bufs, 0); n != len(bufs) || err != nil {
+			t.Fatalf("Write = %d, %v; want %d and no error", n, err, len(bufs))
+		}
+	}
+	if d.Stats().WriteDropsRingFull == 0 {
+		t.Fatal("the send ring never filled: nothing tested")
+	}
+	t.Logf("stats %+v", d.Stats())
+}
