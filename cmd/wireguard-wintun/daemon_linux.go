@@ -121,7 +121,7 @@ func serve(name string, level int, ready *os.File) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			notify(fmt.Sprintf("%s: %v\n", name, err))
+			notify(err.Error() + "\n")
 		}
 	}()
 	logger := device.NewLogger(level, fmt.Sprintf("(%s) ", name))
