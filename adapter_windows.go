@@ -113,6 +113,12 @@ func CreateAdapter(name, tunnelType string, requestedGUID *GUID, opts ...Option)
 		return fail(mapWinError(fmt.Sprintf("create adapter %q: interface entry", name), err))
 	}
 	a.index = int(row.InterfaceIndex)
+	// When the name is held by a connection the pre-check cannot see (a device no
+	// longer present) and that Windows will not rename, Wintun quietly gives the new
+	// adapter the name with a suffix ("name 1"): refuse that, as an existing name.
+	if alias := row.Alias(); alias != name {
+		return fail(fmt.Errorf("wintun: adapter %q: Windows named it %q: the name is taken (a connection of a device no longer present?): %w", name, alias, fs.ErrExist))
+	}
 	present, err := watch.awaitInterfaces(a.winLUID())
 	if err != nil {
 		return fail(fmt.Errorf("wintun: create adapter %q: %w", name, err))
