@@ -105,17 +105,30 @@ func hasFamily(luid winipcfg.LUID, family uint16) bool {
 	return err == nil
 }
 
-// expectedFamilies returns the families the system runs: those with at least one IP
-// interface (the loopback interface has both when both stacks run).
+// expectedFamilies returns the families a new adapter gets interfaces of: those that
+// some interface other than loopback has. The loopback interface keeps IPv6 even
+// where IPv6 is disabled for every other interface (DisabledComponents), and waiting
+// for an IPv6 interface that never comes would cost every creation its grace time.
 func expectedFamilies() []uint16 {
 	var out []uint16
 	for _, f := range []uint16{winAFInet, winAFInet6} {
-		if rows, err := winipcfg.GetIPInterfaceTable(winipcfg.AddressFamily(f)); err == nil && len(rows) > 0 {
-			out = append(out, f)
+		rows, err := winipcfg.GetIPInterfaceTable(winipcfg.AddressFamily(f))
+		if err != nil {
+			continue
+		}
+		for _, r := range rows {
+			if uint64(r.InterfaceLUID)>>48 != winIfTypeSoftwareLoopback {
+				out = append(out, f)
+				break
+			}
 		}
 	}
 	return out
 }
+
+// winIfTypeSoftwareLoopback is IF_TYPE_SOFTWARE_LOOPBACK, the interface type in the top
+// 16 bits of a loopback interface's LUID.
+const winIfTypeSoftwareLoopback = 24
 
 // awaitInterfaces waits for the new adapter's IP interfaces and returns the families
 // present. Windows creates them some time after WintunCreateAdapter returns; none
