@@ -109,19 +109,24 @@ func hasFamily(luid winipcfg.LUID, family uint16) bool {
 // some interface other than loopback has. The loopback interface keeps IPv6 even
 // where IPv6 is disabled for every other interface (DisabledComponents), and waiting
 // for an IPv6 interface that never comes would cost every creation its grace time.
+// On a machine whose only interface is loopback, its families are the answer.
 func expectedFamilies() []uint16 {
-	var out []uint16
+	var out, withLoopback []uint16
 	for _, f := range []uint16{winAFInet, winAFInet6} {
 		rows, err := winipcfg.GetIPInterfaceTable(winipcfg.AddressFamily(f))
-		if err != nil {
+		if err != nil || len(rows) == 0 {
 			continue
 		}
+		withLoopback = append(withLoopback, f)
 		for _, r := range rows {
 			if uint64(r.InterfaceLUID)>>48 != winIfTypeSoftwareLoopback {
 				out = append(out, f)
 				break
 			}
 		}
+	}
+	if len(out) == 0 {
+		return withLoopback
 	}
 	return out
 }
