@@ -15,7 +15,10 @@ import (
 // out are given back to the DLL.
 //
 // All methods are safe for concurrent use. Unlike on Linux, the rings are the DLL's
-// memory: slices from ReceivePacket and AllocateSendPacket must not be used after End.
+// memory: slices from ReceivePacket and AllocateSendPacket must not be used after End,
+// nor kept anywhere (a reused ReceivePackets buffer included): the DLL frees that
+// memory, and a stale pointer into it that the garbage collector finds once Go maps
+// its heap there can crash the program.
 // WithCapture's hook runs in the goroutine calling ReceivePacket or SendPacket, and
 // must not call End.
 type Session struct {

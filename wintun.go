@@ -203,7 +203,8 @@ func checkCapacity(capacity uint32) error {
 // CreateAdapter and OpenAdapter apply on this platform before any system call, for
 // programs that validate their input early (such as the wintun command). Linux and
 // the other Unix systems allow 1 to 15 bytes without '/', ':', '%' or white space;
-// Windows 1 to 127 UTF-16 code units without control characters or \ / : * ? " < > |.
+// Windows 1 to 127 UTF-16 code units without control characters, \ / : * ? " < > |,
+// or a leading or trailing space.
 func CheckName(name string) error { return checkName(name) }
 
 // plainPrefix returns p as the system must be given it. An IPv4-mapped IPv6 prefix
