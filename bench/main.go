@@ -2,7 +2,9 @@
 // this library's session API and batch API (with each kernel I/O engine),
 // wireguard-go's tun package, songgao/water, a minimal forwarder without any library
 // (the ceiling of a forwarder that copies through user space), and a veth pair as the
-// kernel-only reference.
+// kernel-only reference. The wg/ rows run iperf3 through two WireGuard peers: wireguard-go
+// in this process on either tun, or the daemons wg drives (upstream wireguard-go's program
+// and cmd/wireguard-wintun).
 //
 // Topology: two fresh network namespaces, one device in each (10.250.0.1/24 and
 // 10.250.0.2/24); the forwarder runs as its own process and copies every packet read
@@ -92,7 +94,7 @@ func main() {
 	reps := flag.Int("reps", 3, "repetitions of every measurement (the median is reported)")
 	secs := flag.Int("t", 5, "seconds per iperf3 run")
 	pings := flag.Int("pings", 1000, "pings per latency run, 1 ms apart")
-	fwds := flag.String("forwarders", "veth,direct,wintun,wintun-batch,wintun-mq,wintun+uring,wintun-batch+uring,wireguard-go,water,wg/wireguard-go,wg/wintun", "forwarders to measure, comma-separated")
+	fwds := flag.String("forwarders", "veth,direct,wintun,wintun-batch,wintun-mq,wintun+uring,wintun-batch+uring,wireguard-go,water,wg/wireguard-go,wg/wintun,wg/wireguard-go-daemon,wg/wireguard-wintun", "forwarders to measure, comma-separated")
 	wls := flag.String("workloads", "tcp1,tcp4,udp1400,udp64,ping", "workloads, comma-separated")
 	out := flag.String("json", "bench-results.json", "write all samples and medians to this file")
 	flag.Parse()
@@ -111,6 +113,15 @@ func main() {
 		}
 	}
 	forwarders := strings.Split(*fwds, ",")
+	dir, err := os.MkdirTemp("", "wtbench")
+	if err != nil {
+		fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	daemonDir = dir
+	if daemonPaths, err = buildDaemons(dir, forwarders); err != nil {
+		fatal(err)
+	}
 
 	// Clean up the namespaces whatever happens, Ctrl+C included.
 	cleanup()
@@ -203,17 +214,36 @@ func measure(res *results, fwd string, workloads []workload, secs, pings int) er
 		}
 		privA, pubA := newKey()
 		privB, pubB := newKey()
-		if err := start(exec.Command("ip", "netns", "exec", nsA, self, "wgpeer", impl, privA, pubB, underlayB, tunnelB+"/32")); err != nil {
-			return err
-		}
-		if err := start(exec.Command("ip", "netns", "exec", nsB, self, "wgpeer", impl, privB, pubA, underlayA, tunnelA+"/32")); err != nil {
-			return err
-		}
-		for ns, addr := range map[string]string{nsA: tunnelA, nsB: tunnelB} {
-			if err := run("ip", "-n", ns, "addr", "add", addr+"/24", "dev", wgDev); err != nil {
+		wgIf := map[string]string{nsA: wgDev, nsB: wgDev}
+		if exe, ok := daemonPaths[impl]; ok {
+			wgIf = wgDaemonNames
+			for _, s := range []struct{ ns, priv, peerPub, endpoint, allowed string }{
+				{nsA, privA, pubB, underlayB, tunnelB + "/32"},
+				{nsB, privB, pubA, underlayA, tunnelA + "/32"},
+			} {
+				cmd, err := startDaemon(s.ns, exe, wgIf[s.ns])
+				if err != nil {
+					return err
+				}
+				procs = append(procs, cmd)
+				outs = append(outs, bufio.NewReader(strings.NewReader(""))) // a daemon reports no counters
+				if err := configureDaemon(s.ns, wgIf[s.ns], s.priv, s.peerPub, s.endpoint, s.allowed, daemonDir); err != nil {
+					return err
+				}
+			}
+		} else {
+			if err := start(exec.Command("ip", "netns", "exec", nsA, self, "wgpeer", impl, privA, pubB, underlayB, tunnelB+"/32")); err != nil {
 				return err
 			}
-			if err := run("ip", "-n", ns, "link", "set", wgDev, "up"); err != nil {
+			if err := start(exec.Command("ip", "netns", "exec", nsB, self, "wgpeer", impl, privB, pubA, underlayA, tunnelA+"/32")); err != nil {
+				return err
+			}
+		}
+		for ns, addr := range map[string]string{nsA: tunnelA, nsB: tunnelB} {
+			if err := run("ip", "-n", ns, "addr", "add", addr+"/24", "dev", wgIf[ns]); err != nil {
+				return err
+			}
+			if err := run("ip", "-n", ns, "link", "set", wgIf[ns], "up"); err != nil {
 				return err
 			}
 		}
@@ -422,7 +452,7 @@ func printTable(res *results, workloads []workload, forwarders []string) {
 		}
 		return fmt.Sprintf("%.2fx", v/ref)
 	}
-	fmt.Printf("%-8s %-18s %9s %10s %12s %10s %10s\n", "workload", "forwarder", "Gbit/s", "kpps", "CPU ns/pkt", "Gbit/s/wg", "CPU/wg")
+	fmt.Printf("%-8s %-22s %9s %10s %12s %10s %10s\n", "workload", "forwarder", "Gbit/s", "kpps", "CPU ns/pkt", "Gbit/s/wg", "CPU/wg")
 	for _, w := range workloads {
 		if w.Args == nil {
 			continue
@@ -437,7 +467,7 @@ func printTable(res *results, workloads []workload, forwarders []string) {
 			if m.CPUPerPkt > 0 {
 				cpu = fmt.Sprintf("%.0f", m.CPUPerPkt)
 			}
-			fmt.Printf("%-8s %-18s %9.2f %10.1f %12s %10s %10s\n", w.Name, f, m.Gbps, m.PPS/1e3, cpu,
+			fmt.Printf("%-8s %-22s %9.2f %10.1f %12s %10s %10s\n", w.Name, f, m.Gbps, m.PPS/1e3, cpu,
 				ratio(m.Gbps, wg.Gbps), ratio(m.CPUPerPkt, wg.CPUPerPkt))
 		}
 	}
@@ -445,20 +475,20 @@ func printTable(res *results, workloads []workload, forwarders []string) {
 		if w.Args != nil {
 			continue
 		}
-		fmt.Printf("\n%-8s %-18s %12s %12s %6s %12s\n", "ping", "forwarder", "median us", "p99 us", "lost", "median/wg")
+		fmt.Printf("\n%-8s %-22s %12s %12s %6s %12s\n", "ping", "forwarder", "median us", "p99 us", "lost", "median/wg")
 		wg := res.Medians[w.Name]["wireguard-go"]
 		for _, f := range forwarders {
 			if m, ok := res.Medians[w.Name][f]; ok {
-				fmt.Printf("%-8s %-18s %12.1f %12.1f %6d %12s\n", "", f, m.RTTMedian, m.RTTP99, m.Lost, ratio(m.RTTMedian, wg.RTTMedian))
+				fmt.Printf("%-8s %-22s %12.1f %12.1f %6d %12s\n", "", f, m.RTTMedian, m.RTTP99, m.Lost, ratio(m.RTTMedian, wg.RTTMedian))
 			}
 		}
 	}
-	fmt.Printf("\n%-18s %14s\n", "forwarder", "peak RSS MiB")
+	fmt.Printf("\n%-22s %14s\n", "forwarder", "peak RSS MiB")
 	for _, f := range forwarders {
 		if v := res.PeakRSSKiB[f]; len(v) > 0 {
 			s := slices.Clone(v)
 			slices.Sort(s)
-			fmt.Printf("%-18s %14.1f\n", f, float64(s[len(s)/2])/1024)
+			fmt.Printf("%-22s %14.1f\n", f, float64(s[len(s)/2])/1024)
 		}
 	}
 }
