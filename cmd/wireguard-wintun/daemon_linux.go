@@ -30,6 +30,10 @@ const socketDir = "/var/run/wireguard"
 // creating an interface and a socket takes milliseconds.
 const readyTimeout = 30 * time.Second
 
+// envReadyFD names the descriptor on which the daemon's child tells its parent that
+// it is ready, or why it failed.
+const envReadyFD = "WG_WINTUN_READY_FD"
+
 // readyOK is what the background child writes on its ready descriptor once the
 // interface and the socket exist; anything else it writes is the reason it failed.
 const readyOK = "ok\n"

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -75,7 +74,12 @@ func needTools(t *testing.T, names ...string) {
 func goBuild(t *testing.T, dir, out, pkg string) string {
 	t.Helper()
 	path := filepath.Join(dir, out)
-	cmd := exec.Command(filepath.Join(runtime.GOROOT(), "bin", "go"), "build", "-o", path, pkg)
+	// The go command that runs the test puts its own directory first in PATH.
+	gocmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command, to build %s: %v", pkg, err)
+	}
+	cmd := exec.Command(gocmd, "build", "-o", path, pkg)
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
 	}

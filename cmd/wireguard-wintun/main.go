@@ -22,9 +22,6 @@ const (
 	// envForeground is wireguard-go's: "1" keeps the process in the foreground, and
 	// marks the daemon's own child.
 	envForeground = "WG_PROCESS_FOREGROUND"
-	// envReadyFD names the descriptor on which the daemon's child tells its parent
-	// that it is ready, or why it failed.
-	envReadyFD = "WG_WINTUN_READY_FD"
 	// ifNameMax is the longest interface name Linux accepts (IFNAMSIZ less the NUL).
 	ifNameMax = 15
 )
