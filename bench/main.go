@@ -44,14 +44,16 @@ type workload struct {
 	Name string
 	Args []string // iperf3 client arguments; nil for ping
 	Size int      // UDP payload size; 0 for TCP
+	Load bool     // for ping: a TCP stream runs through the forwarder meanwhile
 }
 
 var allWorkloads = []workload{
-	{"tcp1", []string{}, 0},
-	{"tcp4", []string{"-P", "4"}, 0},
-	{"udp1400", []string{"-u", "-b", "0", "-l", "1400"}, 1400},
-	{"udp64", []string{"-u", "-b", "0", "-l", "64"}, 64},
-	{"ping", nil, 0},
+	{"tcp1", []string{}, 0, false},
+	{"tcp4", []string{"-P", "4"}, 0, false},
+	{"udp1400", []string{"-u", "-b", "0", "-l", "1400"}, 1400, false},
+	{"udp64", []string{"-u", "-b", "0", "-l", "64"}, 64, false},
+	{"ping", nil, 0, false},
+	{"pingload", nil, 0, true},
 }
 
 // sample is one measurement of one workload through one forwarder.
@@ -95,7 +97,7 @@ func main() {
 	secs := flag.Int("t", 5, "seconds per iperf3 run")
 	pings := flag.Int("pings", 1000, "pings per latency run, 1 ms apart")
 	fwds := flag.String("forwarders", "veth,direct,wintun,wintun-batch,wintun-mq,wintun+uring,wintun-batch+uring,wireguard-go,water,wg/wireguard-go,wg/wintun,wg/wireguard-go-daemon,wg/wireguard-wintun", "forwarders to measure, comma-separated")
-	wls := flag.String("workloads", "tcp1,tcp4,udp1400,udp64,ping", "workloads, comma-separated")
+	wls := flag.String("workloads", "tcp1,tcp4,udp1400,udp64,ping,pingload", "workloads, comma-separated")
 	out := flag.String("json", "bench-results.json", "write all samples and medians to this file")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -303,7 +305,7 @@ func measure(res *results, fwd string, workloads []workload, secs, pings int) er
 		var delivered float64
 		var err error
 		if w.Args == nil {
-			s, err = ping(target, pings)
+			s, err = pingUnderLoad(target, pings, w.Load)
 		} else {
 			s, delivered, err = iperf(target, w, secs)
 		}
@@ -369,6 +371,24 @@ func iperf(target string, w workload, secs int) (sample, float64, error) {
 	}
 	delivered := sr.Bytes / per
 	return sample{Gbps: sr.Bps / 1e9, PPS: delivered / sr.Seconds}, delivered, nil
+}
+
+// pingUnderLoad is ping, with a TCP stream from the same namespace through the
+// forwarder while the pings run when load is set: the latency a flow sees beside a bulk
+// transfer, which queues in the forwarder's rings.
+func pingUnderLoad(target string, n int, load bool) (sample, error) {
+	if !load {
+		return ping(target, n)
+	}
+	// Longer than the pings take (1 ms apart, and slower under load); stopped after them.
+	secs := n/500 + 5
+	stream := exec.Command("ip", "netns", "exec", nsA, "iperf3", "-c", target, "-t", strconv.Itoa(secs))
+	if err := stream.Start(); err != nil {
+		return sample{}, fmt.Errorf("iperf3 load: %v", err)
+	}
+	defer func() { stream.Process.Kill(); stream.Wait(); time.Sleep(300 * time.Millisecond) }()
+	time.Sleep(time.Second) // the stream reaches its rate
+	return ping(target, n)
 }
 
 func ping(target string, n int) (sample, error) {
@@ -475,7 +495,7 @@ func printTable(res *results, workloads []workload, forwarders []string) {
 		if w.Args != nil {
 			continue
 		}
-		fmt.Printf("\n%-8s %-22s %12s %12s %6s %12s\n", "ping", "forwarder", "median us", "p99 us", "lost", "median/wg")
+		fmt.Printf("\n%-8s %-22s %12s %12s %6s %12s\n", w.Name, "forwarder", "median us", "p99 us", "lost", "median/wg")
 		wg := res.Medians[w.Name]["wireguard-go"]
 		for _, f := range forwarders {
 			if m, ok := res.Medians[w.Name][f]; ok {
