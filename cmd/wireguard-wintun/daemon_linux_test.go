@@ -107,6 +107,20 @@ func TestDaemonLifecycle(t *testing.T) {
 		if len(pids) != 1 {
 			t.Fatalf("%d daemons run, want 1", len(pids))
 		}
+		// The interface is this library's adapter, of tunnel type WireGuard.
+		var alias string
+		if err := ns.Do(func() error {
+			l, err := netlink.LinkByName(name)
+			if err == nil {
+				alias = l.Attrs().Alias
+			}
+			return err
+		}); err != nil {
+			t.Fatalf("interface %s: %v", name, err)
+		}
+		if !strings.HasPrefix(alias, "wintun:") || !strings.HasSuffix(alias, ":WireGuard") {
+			t.Errorf("interface %s has the alias %q, want a wintun adapter's of type WireGuard", name, alias)
+		}
 		return pids[0]
 	}
 

@@ -297,6 +297,12 @@ func TestWgQuickWithUpstreamPeer(t *testing.T) {
 			t.Errorf("wg show %s lacks %q:\n%s", ifA, want, show)
 		}
 	}
+	showconf := mustIn(t, nsA, nil, "wg", "showconf", ifA)
+	for _, want := range []string{"ListenPort = 51820", "PrivateKey = " + keyA, "PublicKey = " + pubB, "Endpoint = 192.0.2.2:51821"} {
+		if !strings.Contains(showconf, want) {
+			t.Errorf("wg showconf %s lacks %q", ifA, strings.SplitN(want, " = ", 2)[0]) // not the key itself
+		}
+	}
 	// The dump's peer line: public key, preshared key, endpoint, allowed IPs, latest
 	// handshake, bytes received, bytes sent, keepalive.
 	dump := strings.Split(strings.TrimSpace(mustIn(t, nsA, nil, "wg", "show", ifA, "dump")), "\n")
