@@ -136,7 +136,9 @@ func serve(name string, level int, ready *os.File) (err error) {
 		return fmt.Errorf("create the interface: %w", err)
 	}
 	defer adapter.Close() // removes the interface, if it is still there
-	tdev, err := wgtun.New(adapter)
+	// A full send ring drops at once, as a network card would: upstream's tun never
+	// makes wireguard-go wait, and a wait would back its queues and buffer pools up.
+	tdev, err := wgtun.New(adapter, wgtun.WithWriteWait(0))
 	if err != nil {
 		return err
 	}
