@@ -24,8 +24,9 @@ import (
 // into the caller's namespace.
 //
 // Making a network namespace needs CAP_SYS_ADMIN, which a creator with CAP_NET_ADMIN
-// alone lacks. It then creates the device in place and checks afterwards that no
-// other queue is attached and that owner, group and persistence are still its own.
+// alone lacks. It then creates the device in place, checks afterwards that no other
+// queue is attached and that owner, group and persistence are still its own, and
+// undoes the other settings an intruder could have made and left (resetDevice).
 
 // createInPrivateNamespace is off only in tests of the in-place creation.
 var createInPrivateNamespace atomic.Bool
