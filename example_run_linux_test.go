@@ -1,14 +1,11 @@
 package wintun_test
 
 import (
-	"fmt"
-	"net"
 	"net/netip"
 	"testing"
 	"time"
 
 	"go.wintun.dev/wintun/internal/netns"
-	"go.wintun.dev/wintun/internal/packet"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -38,12 +35,12 @@ func TestExampleAnswersPing(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	for _, c := range []struct{ network, local, remote string }{
-		{"ip4:icmp", "10.6.8.1", "10.6.8.2"},
-		{"ip6:ipv6-icmp", "fd00:6:8::1", "fd00:6:8::2"},
+	for _, c := range []struct{ local, remote string }{
+		{"10.6.8.1", "10.6.8.2"},
+		{"fd00:6:8::1", "fd00:6:8::2"},
 	} {
-		if err := ns.Do(func() error { return pingOnce(c.network, c.local, c.remote) }); err != nil {
-			t.Errorf("ping %s: %v", c.remote, err)
+		if err := netns.Ping(ns, netip.MustParseAddr(c.local), netip.MustParseAddr(c.remote), 5*time.Second); err != nil {
+			t.Error(err)
 		}
 	}
 	if err := ns.Do(func() error {
@@ -52,44 +49,6 @@ func TestExampleAnswersPing(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitReturn(t, done)
-}
-
-// pingOnce sends one echo request from local to remote on a raw socket of network
-// and waits up to five seconds for the reply, with the same identifier, sequence
-// number and data.
-func pingOnce(network, local, remote string) error {
-	conn, err := net.ListenPacket(network, local)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	src, dst := netip.MustParseAddr(local), netip.MustParseAddr(remote)
-	typ, header, proto := uint8(packet.EchoRequest4), 20, uint8(packet.ProtoICMP)
-	if dst.Is6() {
-		typ, header, proto = packet.EchoRequest6, 40, packet.ProtoICMPv6
-	}
-	data := []byte("example")
-	// The socket takes the ICMP message: the kernel adds the IP header (and, for
-	// ICMPv6, the checksum).
-	request := packet.Echo(src, dst, typ, 0x4243, 3, data)[header:]
-	if _, err := conn.WriteTo(request, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
-		return err
-	}
-	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
-	buf := make([]byte, 1500)
-	for {
-		n, from, err := conn.ReadFrom(buf)
-		if err != nil {
-			return fmt.Errorf("no echo reply: %w", err)
-		}
-		in, err := packet.Parse(packet.IP(dst, src, proto, buf[:n]))
-		if err == nil && in.IsEchoReply() && in.ID == 0x4243 {
-			if from.String() != dst.String() || in.Seq != 3 || string(in.Payload[8:]) != string(data) {
-				return fmt.Errorf("echo reply from %v, seq %d, data %q", from, in.Seq, in.Payload[8:])
-			}
-			return nil
-		}
-	}
 }
 
 // TestExampleForwards runs the forwarder Example as its doc says: fwd0 moved into one
@@ -145,7 +104,7 @@ func TestExampleForwards(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := nsA.Do(func() error { return pingOnce("ip4:icmp", "10.6.10.1", "10.6.10.2") }); err != nil {
+	if err := netns.Ping(nsA, netip.MustParseAddr("10.6.10.1"), netip.MustParseAddr("10.6.10.2"), 5*time.Second); err != nil {
 		t.Errorf("ping 10.6.10.2 from fwd0's namespace: %v", err)
 	}
 	if err := nsB.Do(func() error {

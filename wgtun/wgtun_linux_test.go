@@ -1,14 +1,11 @@
 package wgtun_test
 
 import (
-	"bytes"
 	"crypto/ecdh"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
-	"net"
 	"net/netip"
 	"os"
 	"runtime"
@@ -18,9 +15,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 	"golang.zx2c4.com/wireguard/conn"
 	"golang.zx2c4.com/wireguard/device"
 
@@ -188,54 +182,6 @@ func linkUp(name, addr string) error {
 	return netlink.LinkSetUp(link)
 }
 
-// ping sends ICMP echo requests from src (inside ns) to dst, once a second, until a
-// matching reply arrives or timeout passes.
-func ping(ns *netns.NS, src, dst netip.Addr, timeout time.Duration) error {
-	network, proto := "ip4:icmp", 1
-	var typ icmp.Type = ipv4.ICMPTypeEcho
-	if src.Is6() {
-		network, proto, typ = "ip6:ipv6-icmp", 58, ipv6.ICMPTypeEchoRequest
-	}
-	var c *icmp.PacketConn
-	if err := ns.Do(func() (err error) {
-		c, err = icmp.ListenPacket(network, src.String())
-		return err
-	}); err != nil {
-		return fmt.Errorf("ping %v: %w", dst, err)
-	}
-	defer c.Close()
-	id := mrand.IntN(0xffff)
-	data := []byte("wgtun ping " + dst.String())
-	deadline := time.Now().Add(timeout)
-	buf := make([]byte, 1500)
-	for seq := 1; time.Now().Before(deadline); seq++ {
-		msg := icmp.Message{Type: typ, Body: &icmp.Echo{ID: id, Seq: seq, Data: data}}
-		b, err := msg.Marshal(nil) // the kernel fills in the ICMPv6 checksum
-		if err != nil {
-			return err
-		}
-		if _, err := c.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
-			return fmt.Errorf("ping %v: %w", dst, err)
-		}
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		for {
-			n, from, err := c.ReadFrom(buf)
-			if err != nil {
-				break // timeout: send the next request
-			}
-			m, err := icmp.ParseMessage(proto, buf[:n])
-			if err != nil || (m.Type != ipv4.ICMPTypeEchoReply && m.Type != ipv6.ICMPTypeEchoReply) {
-				continue
-			}
-			e, ok := m.Body.(*icmp.Echo)
-			if ok && e.ID == id && bytes.Equal(e.Data, data) && from.(*net.IPAddr).IP.Equal(dst.AsSlice()) {
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("ping %v from %v: no reply within %v", dst, src, timeout)
-}
-
 // TestWireGuardEndToEnd runs two wireguard-go devices on wintun adapters, in two
 // namespaces joined by a veth pair, and sends pings and TCP through the tunnel.
 func TestWireGuardEndToEnd(t *testing.T) {
@@ -256,7 +202,7 @@ func TestWireGuardEndToEnd(t *testing.T) {
 		{nsA, a.addr6, b.addr6}, {nsB, b.addr6, a.addr6},
 	} {
 		start := time.Now()
-		if err := ping(c.ns, c.src, c.dst, 20*time.Second); err != nil {
+		if err := netns.Ping(c.ns, c.src, c.dst, 20*time.Second); err != nil {
 			t.Fatal(err)
 		}
 		t.Logf("ping %v -> %v: reply after %v", c.src, c.dst, time.Since(start).Round(time.Millisecond))

@@ -16,9 +16,6 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
-	"golang.org/x/net/icmp"
-	"golang.org/x/net/ipv4"
-	"golang.org/x/net/ipv6"
 	"golang.org/x/sys/unix"
 
 	"go.wintun.dev/wintun/internal/netns"
@@ -106,50 +103,6 @@ func childrenRunning(exe string) []int {
 		pids = append(pids, pid)
 	}
 	return pids
-}
-
-// echo sends ICMP echo requests to dst from inside ns, one a second, until the
-// matching reply comes back or timeout passes.
-func echo(ns *netns.NS, dst netip.Addr, timeout time.Duration) error {
-	network, proto, req, reply := "ip4:icmp", 1, icmp.Type(ipv4.ICMPTypeEcho), icmp.Type(ipv4.ICMPTypeEchoReply)
-	if dst.Is6() {
-		network, proto, req, reply = "ip6:ipv6-icmp", 58, ipv6.ICMPTypeEchoRequest, ipv6.ICMPTypeEchoReply
-	}
-	var c *icmp.PacketConn
-	if err := ns.Do(func() (err error) {
-		c, err = icmp.ListenPacket(network, "")
-		return err
-	}); err != nil {
-		return fmt.Errorf("ping %v: %w", dst, err)
-	}
-	defer c.Close()
-	id, payload := os.Getpid()&0xffff, []byte("wireguard-wintun "+dst.String())
-	buf := make([]byte, 1500)
-	for seq, deadline := 1, time.Now().Add(timeout); time.Now().Before(deadline); seq++ {
-		b, err := (&icmp.Message{Type: req, Body: &icmp.Echo{ID: id, Seq: seq, Data: payload}}).Marshal(nil)
-		if err != nil {
-			return err
-		}
-		if _, err := c.WriteTo(b, &net.IPAddr{IP: dst.AsSlice()}); err != nil {
-			return fmt.Errorf("ping %v: %w", dst, err)
-		}
-		c.SetReadDeadline(time.Now().Add(time.Second))
-		for {
-			n, from, err := c.ReadFrom(buf)
-			if err != nil {
-				break // no reply within the second: send again
-			}
-			m, err := icmp.ParseMessage(proto, buf[:n])
-			if err != nil || m.Type != reply {
-				continue
-			}
-			if e, ok := m.Body.(*icmp.Echo); ok && e.ID == id && e.Seq == seq && bytes.Equal(e.Data, payload) &&
-				from.(*net.IPAddr).IP.Equal(dst.AsSlice()) {
-				return nil
-			}
-		}
-	}
-	return fmt.Errorf("ping %v: no reply within %v", dst, timeout)
 }
 
 // eventually retries f every 50 ms until it succeeds or 10 s have passed.
@@ -331,7 +284,7 @@ func TestWgQuickWithUpstreamPeer(t *testing.T) {
 		from *netns.NS
 		dst  string
 	}{{nsA, "10.77.0.2"}, {nsB, "10.77.0.1"}, {nsA, "fd77::2"}, {nsB, "fd77::1"}} {
-		if err := echo(p.from, netip.MustParseAddr(p.dst), 10*time.Second); err != nil {
+		if err := netns.Ping(p.from, netip.Addr{}, netip.MustParseAddr(p.dst), 10*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -371,18 +324,7 @@ func TestWgQuickWithUpstreamPeer(t *testing.T) {
 
 	mustIn(t, nsA, quickEnv, wgQuick, "down", confA)
 	downDone = true
-	pid := daemons[0]
-	var ws unix.WaitStatus
-	eventually(t, "the daemon's exit", func() error {
-		got, err := unix.Wait4(pid, &ws, unix.WNOHANG, nil)
-		if err != nil {
-			return err
-		}
-		if got != pid {
-			return errors.New("still running")
-		}
-		return nil
-	})
+	ws := reap(t, daemons[0])
 	if !ws.Exited() || ws.ExitStatus() != 0 {
 		t.Errorf("the daemon ended with %v (status %#x), want exit status 0", ws, uint32(ws))
 	}
