@@ -49,6 +49,27 @@ func reap(t *testing.T, pid int) unix.WaitStatus {
 	return ws
 }
 
+// prepareDaemons makes sure no other run uses the sockets of the interfaces names,
+// removes them when the test ends, and makes the test the parent of the daemons it
+// starts: a daemon leaves its starting process at once, and as a subreaper the test
+// becomes its parent, so it can see it exit and reap it.
+func prepareDaemons(t *testing.T, names ...string) {
+	t.Helper()
+	for _, n := range names {
+		sock := filepath.Join(socketDir, n+".sock")
+		if c, err := net.Dial("unix", sock); err == nil {
+			c.Close()
+			t.Fatalf("%s is in use: another run of this test is in progress", sock)
+		}
+		// Left by a run that was killed: the daemons replace it anyway.
+		t.Cleanup(func() { os.Remove(sock) })
+	}
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
+	}
+	t.Cleanup(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
+}
+
 // TestDaemonLifecycle checks, on the daemon alone, what wg-quick relies on: the
 // starting process returns once the socket answers; a second daemon for the same
 // interface fails with the reason; SIGTERM, SIGINT and the removal of the socket
@@ -57,15 +78,7 @@ func TestDaemonLifecycle(t *testing.T) {
 	netns.Require(t)
 	const name = "wtwgS"
 	sock := filepath.Join(socketDir, name+".sock")
-	if c, err := net.Dial("unix", sock); err == nil {
-		c.Close()
-		t.Fatalf("%s is in use: another run of this test is in progress", sock)
-	}
-	t.Cleanup(func() { os.Remove(sock) })
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
-	}
-	t.Cleanup(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
+	prepareDaemons(t, name)
 	exe := goBuild(t, t.TempDir(), "wireguard-wintun", "go.wintun.dev/wintun/cmd/wireguard-wintun")
 	t.Cleanup(func() {
 		for _, pid := range childrenRunning(exe) {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -136,21 +135,7 @@ func TestWgQuickWithUpstreamPeer(t *testing.T) {
 		}
 		t.Skip(why)
 	}
-	for _, n := range []string{ifA, ifB} {
-		sock := filepath.Join(socketDir, n+".sock")
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			t.Fatalf("%s is in use: another run of this test is in progress", sock)
-		}
-		// Left by a run that was killed: the daemons replace it anyway.
-		t.Cleanup(func() { os.Remove(sock) })
-	}
-	// The daemon wg-quick starts leaves its parent at once: as a subreaper this
-	// process becomes its parent, so the test can see it exit and reap it.
-	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
-		t.Fatalf("PR_SET_CHILD_SUBREAPER: %v", err)
-	}
-	t.Cleanup(func() { unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 0, 0, 0, 0) })
+	prepareDaemons(t, ifA, ifB)
 
 	dir := t.TempDir()
 	daemonExe := goBuild(t, dir, "wireguard-wintun", "go.wintun.dev/wintun/cmd/wireguard-wintun")
