@@ -5,4 +5,4 @@ package wintun
 func SessionStats(s *Session) Stats { return s.adapter.stats.snapshot() }
 
 // SessionUsesIOUring reports whether s runs the io_uring engine.
-func SessionUsesIOUring(s *Session) bool { return s.ur != nil && s.uw != nil }
+func SessionUsesIOUring(s *Session) bool { _, ok := s.eng.(*uringEngine); return ok }

@@ -35,7 +35,7 @@ func TestEngineInUse(t *testing.T) {
 				t.Error(err)
 				return nil
 			}
-			if got := s.ur != nil && s.uw != nil; got != c.want {
+			if got := SessionUsesIOUring(s); got != c.want {
 				t.Errorf("%d options, WINTUN_ENGINE=%q: io_uring engine in use: %v, want %v", len(c.opts), os.Getenv("WINTUN_ENGINE"), got, c.want)
 			}
 			s.End()

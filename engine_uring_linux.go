@@ -2,13 +2,12 @@ package wintun
 
 import (
 	"fmt"
-	"os"
 	"runtime"
 	"sync/atomic"
+	"syscall"
 	"time"
 	"unsafe"
 
-	"go.wintun.dev/wintun/internal/offload"
 	"go.wintun.dev/wintun/internal/uring"
 	"golang.org/x/sys/unix"
 )
@@ -17,9 +16,6 @@ import (
 // io_uring instead of a read or write system call per packet: one multishot read
 // fills provided buffers with whatever the kernel sends (one completion per packet,
 // no system call), and the writer submits a bundle of writes per system call.
-// WINTUN_ENGINE=uring asks for it and WINTUN_ENGINE=poll refuses it; where io_uring is
-// not allowed (seccomp, the io_uring_disabled sysctl, kernels before 6.7) the session
-// falls back to the poll engine and logs why.
 
 const (
 	uringBufSize  = (GSOHeaderLen + PacketSizeMax + 15) &^ 15
@@ -29,22 +25,50 @@ const (
 	uringIdleCheck = 200 * time.Millisecond
 )
 
-// engineUring reports whether a session should try io_uring: WithIOUring, or else the
-// environment.
-func engineUring(cfg *sessionConfig) bool {
-	if cfg.uring != nil {
-		return *cfg.uring
+// uringEngine is the io_uring engine: a reader and a writer, each with its own ring.
+type uringEngine struct {
+	conn syscall.RawConn
+	name string // the adapter's, for logs
+	rd   *uringReader
+	wr   *uringWriter
+}
+
+func newUringEngine(conn syscall.RawConn, name string) (*uringEngine, error) {
+	rd, err := newUringReader()
+	if err != nil {
+		return nil, err
 	}
-	return os.Getenv("WINTUN_ENGINE") == "uring"
+	wr, err := newUringWriter()
+	if err != nil {
+		rd.close()
+		return nil, err
+	}
+	return &uringEngine{conn: conn, name: name, rd: rd, wr: wr}, nil
+}
+
+func (e *uringEngine) stop() { e.rd.stop() }
+
+// arm submits the reader's multishot read while it holds the queue's file open.
+func (e *uringEngine) arm() error {
+	var err error
+	if cerr := e.conn.Control(func(fd uintptr) { err = e.rd.arm(int32(fd)) }); cerr != nil {
+		return cerr // the session closed the file
+	}
+	return err
+}
+
+// close tears the rings down: the kernel cancels the read and lets go of the tun file.
+func (e *uringEngine) close() {
+	e.rd.close()
+	e.wr.ring.Close()
 }
 
 // uringReader is the receive side: a ring with one multishot read and its buffers,
-// and a poll on an eventfd that End writes to, to stop the reader.
+// and a poll on an eventfd that stop writes to.
 type uringReader struct {
-	ring  *uring.Ring
-	bufs  *uring.BufRing
-	efd   int
-	tunfd int32
+	ring *uring.Ring
+	bufs *uring.BufRing
+	efd  int
 }
 
 // User data of the reader's requests.
@@ -53,12 +77,12 @@ const (
 	uringStop
 )
 
-func newUringReader(tunfd int) (*uringReader, error) {
+func newUringReader() (*uringReader, error) {
 	r, err := uring.New(8, 256)
 	if err != nil {
 		return nil, err
 	}
-	u := &uringReader{ring: r, tunfd: int32(tunfd), efd: -1}
+	u := &uringReader{ring: r, efd: -1}
 	if u.bufs, err = r.RegisterBufRing(0, uringBufCount, uringBufSize); err != nil {
 		u.close()
 		return nil, err
@@ -81,20 +105,20 @@ func (u *uringReader) stop() {
 	unix.Write(u.efd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 }
 
-// arm submits the multishot read; it ends when the buffers run out or on an error.
-func (u *uringReader) arm() error {
+// arm submits the multishot read of the tun queue fd; it ends when the buffers run
+// out or on an error.
+func (u *uringReader) arm(fd int32) error {
 	sqe := u.ring.SQE()
 	if sqe == nil {
 		return fmt.Errorf("uring: submission queue full")
 	}
-	sqe.Opcode, sqe.Fd, sqe.Off, sqe.UserData = uring.OpReadMultishot, u.tunfd, ^uint64(0), uringRead
+	sqe.Opcode, sqe.Fd, sqe.Off, sqe.UserData = uring.OpReadMultishot, fd, ^uint64(0), uringRead
 	sqe.Flags, sqe.BufIndex = 1<<5, u.bufs.Group() // IOSQE_BUFFER_SELECT
 	_, err := u.ring.Submit(0)
 	return err
 }
 
-// close tears the ring down (the kernel cancels the read and lets go of the tun
-// file), then frees the buffers.
+// close tears the ring down, then frees the buffers.
 func (u *uringReader) close() {
 	u.ring.Close()
 	if u.bufs != nil {
@@ -108,10 +132,8 @@ func (u *uringReader) close() {
 // uringYielded counts the readers that are yielding their thread to the application.
 var uringYielded atomic.Int32
 
-// receiveUring is receiveLoop's body for the io_uring engine; it returns why the
-// session ends.
-func (s *Session) receiveUring(rc *receiver) error {
-	u := s.ur
+func (e *uringEngine) receive(rc *receiver) error {
+	u := e.rd
 	// The kernel completes a multishot read with task work in the thread that
 	// submitted it. This goroutine sleeps in io_uring_enter, so a packet usually wakes
 	// that one thread, which runs the task work and goes on at once. After it lends its
@@ -119,9 +141,9 @@ func (s *Session) receiveUring(rc *receiver) error {
 	// packet wakes two; moving the read along each time (cancel and submit again from
 	// the new thread) was measured and did not pay. A read whose thread exits is
 	// canceled by the kernel: that ends it, and it is armed again.
-	if err := u.arm(); err != nil {
-		logWarn("wintun: io_uring read", "adapter", s.adapter.name, "err", err)
-		return ErrAdapterGone
+	if err := e.arm(); err != nil {
+		logWarn("wintun: io_uring read", "adapter", e.name, "err", err)
+		return err
 	}
 	for {
 		// The multishot read can miss the device's deletion (a retry may see the
@@ -137,13 +159,13 @@ func (s *Session) receiveUring(rc *receiver) error {
 		switch err := u.ring.Wait(uringIdleCheck); err {
 		case nil, unix.EINTR:
 		case unix.ETIME:
-			if s.tunGone() {
-				return ErrAdapterGone
+			if e.tunGone() {
+				return unix.EBADFD
 			}
 			continue
 		default:
-			logWarn("wintun: io_uring wait", "adapter", s.adapter.name, "err", err)
-			return ErrAdapterGone
+			logWarn("wintun: io_uring wait", "adapter", e.name, "err", err)
+			return err
 		}
 		rearm, goneErr, stop := false, false, false
 		u.ring.Completions(func(c *uring.CQE) {
@@ -156,8 +178,7 @@ func (s *Session) receiveUring(rc *receiver) error {
 			case c.Res < 0:
 				if c.Res != -int32(unix.ENOBUFS) && c.Res != -int32(unix.EAGAIN) && c.Res != -int32(unix.EINTR) &&
 					c.Res != -int32(unix.ECANCELED) {
-					rc.st.rxErrors.Add(1)
-					logWarn("wintun: io_uring read", "adapter", s.adapter.name, "errno", -c.Res)
+					rc.readFailed(unix.Errno(-c.Res))
 				}
 			case c.Flags&uring.CQEFBuffer != 0:
 				id := uint16(c.Flags >> 16)
@@ -186,13 +207,13 @@ func (s *Session) receiveUring(rc *receiver) error {
 		}
 		switch {
 		case stop:
-			return ErrSessionEnded
+			return nil
 		case goneErr:
-			return ErrAdapterGone
+			return unix.EBADFD
 		case rearm:
-			if err := u.arm(); err != nil {
-				logWarn("wintun: io_uring re-arm", "adapter", s.adapter.name, "err", err)
-				return ErrAdapterGone
+			if err := e.arm(); err != nil {
+				logWarn("wintun: io_uring re-arm", "adapter", e.name, "err", err)
+				return err
 			}
 		}
 	}
@@ -200,9 +221,9 @@ func (s *Session) receiveUring(rc *receiver) error {
 
 // tunGone reports whether the session's queue reports a poll error: the tun driver's
 // sign that its device is gone.
-func (s *Session) tunGone() bool {
+func (e *uringEngine) tunGone() bool {
 	gone := false
-	s.conn.Control(func(fd uintptr) {
+	e.conn.Control(func(fd uintptr) {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		if n, err := unix.Poll(pfd, 0); err == nil && n > 0 {
 			gone = pfd[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0
@@ -211,95 +232,70 @@ func (s *Session) tunGone() bool {
 	return gone
 }
 
-// deliver puts a packet read with its virtio_net_hdr into the receive ring, split if
-// it is a super-packet and the session is plain.
-func (rc *receiver) deliver(b []byte) {
-	if len(b) <= GSOHeaderLen {
-		rc.st.rxErrors.Add(1)
-		return
-	}
-	if rc.s.gso {
-		rc.place(b, offload.Header{}, false)
-	} else {
-		rc.place(b[GSOHeaderLen:], offload.ParseHeader(b), false)
-	}
-}
-
-// uringWriter queues the writer's single-packet writes and submits them together.
+// uringWriter submits a plan's writes together and waits for them: tun writes
+// complete at once.
 type uringWriter struct {
-	ring   *uring.Ring
-	tunfd  int32
-	iovs   [writeBundle][2]unix.Iovec
-	queued [][]byte
+	ring *uring.Ring
+	iovs []unix.Iovec // every unit's iovecs, alive until the writes complete
 }
 
-func newUringWriter(tunfd int) (*uringWriter, error) {
+func newUringWriter() (*uringWriter, error) {
 	r, err := uring.New(writeBundle, 2*writeBundle)
 	if err != nil {
 		return nil, err
 	}
-	return &uringWriter{ring: r, tunfd: int32(tunfd)}, nil
+	return &uringWriter{ring: r}, nil
 }
 
-// queue adds a write of p (after the zero header for a plain session); it flushes
-// first when the queue is full.
-func (w *writer) queue(p []byte) error {
-	u := w.uw
-	if len(u.queued) == writeBundle {
-		if err := w.flush(); err != nil {
+func (e *uringEngine) send(units []sendUnit) (int, error) {
+	var err error
+	if cerr := e.conn.Control(func(fd uintptr) { err = e.wr.send(int32(fd), units) }); cerr != nil {
+		return 0, cerr // the session closed the file
+	}
+	if err != nil {
+		return 0, err
+	}
+	return len(units), nil
+}
+
+// send writes units through the tun queue fd, whose file the caller holds open.
+func (w *uringWriter) send(fd int32, units []sendUnit) error {
+	// The kernel reads the iovec arrays when it runs the writes: they must not move.
+	total := 0
+	for _, u := range units {
+		total += len(u.iov)
+	}
+	if cap(w.iovs) < total {
+		w.iovs = make([]unix.Iovec, 0, total)
+	}
+	w.iovs = w.iovs[:0]
+	queued := 0
+	for i := range units {
+		u := &units[i]
+		u.err = nil
+		if u.iov == nil {
+			continue
+		}
+		start := len(w.iovs)
+		w.iovs = iovecs(w.iovs, u.iov)
+		sqe := w.ring.SQE()
+		sqe.Opcode, sqe.Fd, sqe.Off = uring.OpWritev, fd, ^uint64(0)
+		sqe.Addr, sqe.Len, sqe.UserData = uint64(uintptr(unsafe.Pointer(&w.iovs[start]))), uint32(len(w.iovs)-start), uint64(i)
+		queued++
+	}
+	var err error
+	for done := 0; done < queued; {
+		if _, err = w.ring.Submit(uint32(queued - done)); err != nil {
 			return err
 		}
-	}
-	i := len(u.queued)
-	iov := &u.iovs[i]
-	n := 0
-	if !w.s.gso {
-		iov[0].Base, n = &zeroHeader[0], 1
-		iov[0].SetLen(GSOHeaderLen)
-	}
-	iov[n].Base = &p[0]
-	iov[n].SetLen(len(p))
-	sqe := u.ring.SQE()
-	sqe.Opcode, sqe.Fd, sqe.Off = uring.OpWritev, u.tunfd, ^uint64(0)
-	sqe.Addr, sqe.Len, sqe.UserData = uint64(uintptr(unsafe.Pointer(&iov[0]))), uint32(n+1), uint64(i)
-	u.queued = append(u.queued, p)
-	return nil
-}
-
-// flush submits the queued writes, waits for them (tun writes complete at once) and
-// counts their results. It returns an error satisfying gone when the device is gone.
-func (w *writer) flush() error {
-	u := w.uw
-	if u == nil || len(u.queued) == 0 {
-		return nil
-	}
-	n := len(u.queued)
-	var err error
-	for done := 0; done < n; {
-		if _, err = u.ring.Submit(uint32(n - done)); err != nil {
-			break
-		}
-		done += u.ring.Completions(func(c *uring.CQE) {
-			p := u.queued[c.UserData]
-			switch {
-			case c.Res == -int32(unix.EBADFD):
-				err = unix.EBADFD
-			case c.Res < 0:
-				w.st.txErrorsKern.Add(1)
-			default:
-				w.sent(p)
+		done += w.ring.Completions(func(c *uring.CQE) {
+			if c.Res < 0 {
+				units[c.UserData].err = unix.Errno(-c.Res)
+				if c.Res == -int32(unix.EBADFD) {
+					err = unix.EBADFD
+				}
 			}
 		})
 	}
-	u.queued = u.queued[:0]
 	return err
-}
-
-// sent counts a packet the kernel took.
-func (w *writer) sent(p []byte) {
-	w.st.txPackets.Add(1)
-	w.st.txBytes.Add(uint64(len(p)))
-	if w.s.capture != nil {
-		w.s.capture.CapturePacket(Sent, time.Now(), p)
-	}
 }

@@ -141,38 +141,16 @@ type ringReader struct {
 	held        heldRecords
 }
 
+// receive hands out the next packet: a batch of one.
 func (c *ringReader) receive() ([]byte, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	tail := atomic.LoadUint32(c.r.tail())
-	size, after, err := c.r.next(c.head, tail)
-	if err != nil {
-		return nil, err
-	}
-	p := c.r.packet(c.head, size)
-	c.held.hold(c.r, c.head)
-	c.head = after
-	c.pending++
-	return p, nil
+	var p [1][]byte
+	_, err := c.receiveBatch(p[:])
+	return p[0], err
 }
 
 // release gives back the space of a packet returned by receive. It reports false,
 // changing nothing, when p is not a packet of this ring that is still held.
-func (c *ringReader) release(p []byte) bool {
-	off, ok := c.r.offsetOf(p)
-	if !ok {
-		return false
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if !c.markReleased(off, p) {
-		return false
-	}
-	if off == c.headRelease {
-		c.advance()
-	}
-	return true
-}
+func (c *ringReader) release(p []byte) bool { return c.releaseBatch([][]byte{p}) == 0 }
 
 // markReleased sets the release bit of the held packet p at off; c.mu is held.
 func (c *ringReader) markReleased(off uint32, p []byte) bool {
@@ -213,44 +191,16 @@ type ringWriter struct {
 	held        heldRecords
 }
 
+// allocate allocates one packet: a batch of one.
 func (w *ringWriter) allocate(size int) ([]byte, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	// Head is read under the lock: a producer that read it before taking the lock
-	// could use space that another producer has filled since (Wintun's 2026 fix).
-	head := atomic.LoadUint32(w.r.head())
-	if w.tail >= w.r.capacity || head >= w.r.capacity {
-		return nil, errRingEOF
-	}
-	asize := alignRecord(uint32(size))
-	if asize > w.r.free(head, w.tail) {
-		return nil, ErrBufferOverflow
-	}
-	*w.r.size(w.tail) = uint32(size) | recordFlag
-	p := w.r.packet(w.tail, uint32(size))
-	w.held.hold(w.r, w.tail)
-	w.tail = w.r.wrap(w.tail + asize)
-	w.pending++
-	return p, nil
+	var p [1][]byte
+	_, err := w.allocateBatch([]int{size}, p[:])
+	return p[0], err
 }
 
 // commit hands over a packet returned by allocate. It reports whether p was such a
 // packet not yet committed.
-func (w *ringWriter) commit(p []byte) bool {
-	off, ok := w.r.offsetOf(p)
-	if !ok {
-		return false
-	}
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if !w.markCommitted(off, p) {
-		return false
-	}
-	if off == w.tailRelease {
-		w.advance()
-	}
-	return true
-}
+func (w *ringWriter) commit(p []byte) bool { return w.commitBatch([][]byte{p}) == 0 }
 
 // markCommitted clears the bit of the uncommitted packet p at off; w.mu is held.
 func (w *ringWriter) markCommitted(off uint32, p []byte) bool {
@@ -277,4 +227,96 @@ func (w *ringWriter) advance() {
 		w.pending--
 	}
 	atomic.StoreUint32(w.r.tail(), w.tailRelease)
+}
+
+// The ring operations work on bundles: one lock and one publication of Head or Tail
+// per bundle; the single-packet calls are bundles of one.
+
+// receiveBatch hands out up to len(packets) packets.
+func (c *ringReader) receiveBatch(packets [][]byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tail := atomic.LoadUint32(c.r.tail())
+	n := 0
+	for n < len(packets) {
+		size, after, err := c.r.next(c.head, tail)
+		if err != nil {
+			if n > 0 && err == ErrNoMoreItems {
+				break
+			}
+			return n, err
+		}
+		packets[n] = c.r.packet(c.head, size)
+		c.held.hold(c.r, c.head)
+		c.head = after
+		c.pending++
+		n++
+	}
+	return n, nil
+}
+
+// releaseBatch releases packets handed out by receive or receiveBatch; it returns how
+// many of them were not held packets of this ring (and were ignored).
+func (c *ringReader) releaseBatch(packets [][]byte) (refused int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	moved := false
+	for _, p := range packets {
+		off, ok := c.r.offsetOf(p)
+		if !ok || !c.markReleased(off, p) {
+			refused++
+			continue
+		}
+		moved = moved || off == c.headRelease
+	}
+	if moved {
+		c.advance()
+	}
+	return refused
+}
+
+// allocateBatch allocates len(sizes) packets in order, as many as fit.
+func (w *ringWriter) allocateBatch(sizes []int, packets [][]byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	// Head is read under the lock: a producer that read it before taking the lock
+	// could use space that another producer has filled since (Wintun's 2026 fix).
+	head := atomic.LoadUint32(w.r.head())
+	if w.tail >= w.r.capacity || head >= w.r.capacity {
+		return 0, errRingEOF
+	}
+	free := w.r.free(head, w.tail)
+	for n, size := range sizes {
+		asize := alignRecord(uint32(size))
+		if asize > free {
+			return n, ErrBufferOverflow
+		}
+		free -= asize
+		*w.r.size(w.tail) = uint32(size) | recordFlag
+		packets[n] = w.r.packet(w.tail, uint32(size))
+		w.held.hold(w.r, w.tail)
+		w.tail = w.r.wrap(w.tail + asize)
+		w.pending++
+	}
+	return len(sizes), nil
+}
+
+// commitBatch commits packets from allocate or allocateBatch; it returns how many
+// were not uncommitted packets of this ring (and were ignored).
+func (w *ringWriter) commitBatch(packets [][]byte) (refused int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	moved := false
+	for _, p := range packets {
+		off, ok := w.r.offsetOf(p)
+		if !ok || !w.markCommitted(off, p) {
+			refused++
+			continue
+		}
+		moved = moved || off == w.tailRelease
+	}
+	if moved {
+		w.advance()
+	}
+	return refused
 }

@@ -1,0 +1,473 @@
+package wintun
+
+import (
+	"os"
+	"sync/atomic"
+	"time"
+
+	"go.wintun.dev/wintun/internal/offload"
+	"golang.org/x/sys/unix"
+)
+
+// The pump is a session's driver side between its rings and its engine. The receiver
+// places what the engine reads into the receive ring, splitting super-packets for a
+// plain session; the writer turns what the application commits to the send ring into
+// writes for the engine, coalescing runs of segments into super-packets.
+
+// engine is the kernel-facing half of a session: it moves bytes between the session's
+// tun queue and the pump, one packet per read or write, and knows nothing of rings or
+// of what the packets hold.
+type engine interface {
+	// receive reads from the queue, handing what it reads to rc, until stop is
+	// called or the queue fails; the error says why it returned and is ignored once
+	// the session is ending.
+	receive(rc *receiver) error
+	// stop makes receive return; the session calls it once, as it starts ending.
+	stop()
+	// send makes the writes of units in order, sets each one's err, and returns how
+	// many it made: all of them, unless the queue can take no more (the session is
+	// ending, or the device is gone), which the error then says.
+	send(units []sendUnit) (int, error)
+	// close releases the engine once receive and send have returned for good.
+	close()
+}
+
+// newEngine returns the engine for the session's tun queue: io_uring
+// when the session asks for it and the system allows it, else poll. The io_uring
+// engine reads and writes every packet with its virtio_net_hdr. Where io_uring is not
+// allowed (seccomp, the io_uring_disabled sysctl, kernels before 6.7) the session
+// falls back to the poll engine and logs why.
+func newEngine(s *Session, cfg *sessionConfig) engine {
+	if !engineUring(cfg) {
+		return &pollEngine{conn: s.conn}
+	}
+	if !s.vnetHdr {
+		logWarn("wintun: io_uring engine needs a queue with IFF_VNET_HDR; using the poll engine", "adapter", s.adapter.name)
+		return &pollEngine{conn: s.conn}
+	}
+	e, err := newUringEngine(s.conn, s.adapter.name)
+	if err != nil {
+		logWarn("wintun: io_uring not available; using the poll engine", "adapter", s.adapter.name, "err", err)
+		return &pollEngine{conn: s.conn}
+	}
+	return e
+}
+
+// engineUring reports whether a session should try io_uring: WithIOUring, or else the
+// environment.
+func engineUring(cfg *sessionConfig) bool {
+	if cfg.uring != nil {
+		return *cfg.uring
+	}
+	return os.Getenv("WINTUN_ENGINE") == "uring"
+}
+
+// receiveBundle is how many packets the poll engine reads from the kernel before the
+// receiver publishes them to the application.
+const receiveBundle = 32
+
+// receiveLoop runs the engine's reader into the receive ring until the session ends,
+// then marks both rings' end of life.
+func (s *Session) receiveLoop() {
+	rc := receiver{s: s, r: s.rx.r, st: &s.adapter.stats}
+	err := s.eng.receive(&rc)
+	rc.publish()
+	cause := ErrSessionEnded
+	if err != nil && !s.ended.Load() {
+		cause = ErrAdapterGone
+	}
+	s.shutdown(cause)
+	<-s.writerDone
+	s.eng.close()
+	// End of life, as Wintun's driver marks it: indices at or above the capacity.
+	atomic.StoreUint32(rc.r.tail(), ringEOF)
+	atomic.StoreUint32(s.txr.head(), ringEOF)
+	close(s.readEvent)
+	close(s.finished)
+}
+
+// receiver is the producer side of the receive ring. A packet that does not fit is
+// dropped and counted: the kernel is never kept waiting.
+type receiver struct {
+	s       *Session
+	r       *ring
+	st      *stats
+	tail    uint32 // next free byte, published as Tail after each bundle
+	n       int    // packets written since the last publication
+	hdr     [GSOHeaderLen]byte
+	iov     [2][]byte
+	buf     []byte // where the current read goes
+	inRing  bool   // buf is the ring's free space
+	scratch []byte // for a packet read while the ring is nearly full
+	super   []byte // a super-packet being split
+}
+
+// unpublished reports how many packets are in the ring but not yet visible.
+func (rc *receiver) unpublished() int { return rc.n }
+
+// publish makes the packets written since the last publication visible and signals
+// ReadWaitEvent; it reports whether it put a token into the event.
+func (rc *receiver) publish() (signaled bool) {
+	if rc.n == 0 {
+		return false
+	}
+	atomic.StoreUint32(rc.r.tail(), rc.tail)
+	rc.n = 0
+	select {
+	case rc.s.readEvent <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (rc *receiver) free() uint32 { return rc.r.free(atomic.LoadUint32(rc.r.head()), rc.tail) }
+
+// splitHeader reports whether the queue's reads start with a virtio_net_hdr that the
+// receiver takes off: a plain session on a queue with IFF_VNET_HDR.
+func (rc *receiver) splitHeader() bool { return rc.s.vnetHdr && !rc.s.gso }
+
+// readBuffers returns where the next read goes: straight into the ring when any
+// packet fits (the slack after the wrap point makes that room contiguous), else into a
+// scratch buffer. The buffer is one byte longer than a record can be, so that a
+// packet too long for one is seen, not truncated.
+func (rc *receiver) readBuffers() [][]byte {
+	rc.inRing = rc.free() >= alignRecord(PacketSizeMax)
+	if rc.inRing {
+		rc.buf = rc.r.mem[ringHeaderSize+rc.tail+recordHeader:][:PacketSizeMax+1]
+	} else {
+		if rc.scratch == nil {
+			rc.scratch = make([]byte, PacketSizeMax+1)
+		}
+		rc.buf = rc.scratch
+	}
+	if rc.splitHeader() {
+		rc.iov[0], rc.iov[1] = rc.hdr[:], rc.buf
+		return rc.iov[:2]
+	}
+	rc.iov[0] = rc.buf
+	return rc.iov[:1]
+}
+
+// readDone places the n bytes that a read into readBuffers got.
+func (rc *receiver) readDone(n int) {
+	var h offload.Header // a WithGSO session keeps the header in the record
+	if rc.splitHeader() {
+		n -= GSOHeaderLen
+		h = offload.ParseHeader(rc.hdr[:])
+	}
+	if n <= 0 {
+		rc.st.rxErrors.Add(1)
+		return
+	}
+	rc.place(rc.buf[:n], h, rc.inRing)
+}
+
+// readFailed counts a read that failed for a reason other than the device's end.
+func (rc *receiver) readFailed(err error) {
+	rc.st.rxErrors.Add(1)
+	logWarn("wintun: read from the kernel", "adapter", rc.s.adapter.name, "err", err)
+}
+
+// deliver puts a packet read with its virtio_net_hdr into the receive ring, split if
+// it is a super-packet and the session is plain.
+func (rc *receiver) deliver(b []byte) {
+	if len(b) <= GSOHeaderLen {
+		rc.st.rxErrors.Add(1)
+		return
+	}
+	if rc.s.gso {
+		rc.place(b, offload.Header{}, false)
+	} else {
+		rc.place(b[GSOHeaderLen:], offload.ParseHeader(b), false)
+	}
+}
+
+// place puts a packet into the ring: committed where it is if it was read into the
+// ring, copied otherwise. A plain session splits a super-packet described by h and
+// completes a partial checksum.
+func (rc *receiver) place(p []byte, h offload.Header, inRing bool) {
+	switch {
+	case len(p) > PacketSizeMax:
+		rc.st.rxDropsOversize.Add(1)
+	case h.GSOType != offload.GSONone:
+		rc.split(p, h, inRing)
+	case h.Flags&offload.FlagNeedsCsum != 0 && offload.CompleteChecksum(p, h) != nil:
+		rc.st.rxErrors.Add(1)
+	case inRing:
+		rc.commit(uint32(len(p)))
+	default:
+		rc.copyIn(p)
+	}
+}
+
+// commit completes the record at tail, whose data is in place.
+func (rc *receiver) commit(size uint32) {
+	*rc.r.size(rc.tail) = size
+	if rc.s.capture != nil {
+		rc.s.capture.CapturePacket(Received, time.Now(), rc.r.packet(rc.tail, size))
+	}
+	rc.tail = rc.r.wrap(rc.tail + alignRecord(size))
+	rc.st.rxPackets.Add(1)
+	rc.st.rxBytes.Add(uint64(size))
+	rc.n++
+}
+
+// copyIn copies a packet into the ring, or counts it as dropped if it does not fit.
+func (rc *receiver) copyIn(p []byte) {
+	if alignRecord(uint32(len(p))) > rc.free() {
+		rc.st.rxDropsFull.Add(1)
+		return
+	}
+	copy(rc.r.mem[ringHeaderSize+rc.tail+recordHeader:], p)
+	rc.commit(uint32(len(p)))
+}
+
+// split writes the ordinary packets of a super-packet into the ring, for a session
+// that did not ask for super-packets.
+func (rc *receiver) split(p []byte, h offload.Header, inRing bool) {
+	if inRing { // the segments would overwrite it
+		if rc.super == nil {
+			rc.super = make([]byte, PacketSizeMax)
+		}
+		p = rc.super[:copy(rc.super, p)]
+	}
+	pending := -1
+	err := offload.Split(p, h, func(size int) []byte {
+		if pending >= 0 {
+			rc.commit(uint32(pending))
+			pending = -1
+		}
+		if alignRecord(uint32(size)) > rc.free() {
+			rc.st.rxDropsFull.Add(1)
+			return nil
+		}
+		pending = size
+		return rc.r.packet(rc.tail, uint32(size))
+	})
+	if pending >= 0 {
+		rc.commit(uint32(pending))
+	}
+	if err != nil {
+		rc.st.rxErrors.Add(1)
+		logWarn("wintun: malformed super-packet from the kernel", "adapter", rc.s.adapter.name, "err", err)
+	}
+	rc.st.rxSuperPackets.Add(1)
+}
+
+// sendLoop hands the packets the application commits to the engine. When the ring is
+// empty it sets Alertable, re-reads Tail, and only then sleeps, as Wintun's driver
+// does.
+func (s *Session) sendLoop() {
+	defer close(s.writerDone)
+	r := s.txr
+	w := writer{s: s, r: r, st: &s.adapter.stats, tcp: s.tcpGRO, udp: s.udpGRO}
+	var head uint32
+	for {
+		tail := atomic.LoadUint32(r.tail())
+		if head == tail {
+			atomic.StoreInt32(r.alertable(), 1)
+			if atomic.LoadUint32(r.tail()) == head {
+				select {
+				case <-s.txWake:
+				case <-s.done:
+					return
+				}
+			}
+			atomic.StoreInt32(r.alertable(), 0)
+			continue
+		}
+		for head != tail {
+			gerr := w.prepare(head, tail)
+			if len(w.units) == 0 {
+				s.shutdown(ErrInvalidData) // a corrupt ring
+				return
+			}
+			n, err := s.eng.send(w.units)
+			var all bool
+			head, all = w.finish(head, n)
+			atomic.StoreUint32(r.head(), head) // room for the application at once
+			switch {
+			case err != nil: // ending, or gone
+				s.shutdown(ErrAdapterGone)
+				return
+			case gerr != nil && all:
+				s.shutdown(ErrInvalidData)
+				return
+			}
+		}
+		select {
+		case <-s.done:
+			return
+		default:
+		}
+	}
+}
+
+// sendUnit is one write to the kernel.
+type sendUnit struct {
+	iov   [][]byte // what to write, the virtio_net_hdr first if the queue has one; nil: nothing
+	pkts  [][]byte // the ring's packets it carries
+	after uint32   // the ring offset after them
+	gso   byte     // the coalesced super-packet's protocol, or 0
+	err   error    // the write's result
+}
+
+// writer is the consumer side of the send ring.
+type writer struct {
+	s        *Session
+	r        *ring
+	st       *stats
+	tcp, udp bool // coalesce TCP segments, UDP datagrams into super-packets
+	// tcpProven and udpProven are set once the kernel took a coalesced write of the
+	// kind: until then each is a probe, which the kernel may refuse.
+	tcpProven, udpProven bool
+	pkts                 [][]byte // the packets of one gathering, nil for a discarded one
+	afters               []uint32 // the ring offset after each of them
+	units                []sendUnit
+	iovs                 [][]byte // the units' iov, in one array
+	vnet                 [GSOHeaderLen]byte
+	super                []byte // a coalesced super-packet
+}
+
+// writeBundle is how many committed packets the writer looks at together, for
+// coalescing.
+const writeBundle = 64
+
+// gather collects up to writeBundle valid packets from head on. Invalid packets at the
+// start are discarded and counted; one later ends the gathering.
+func (w *writer) gather(head, tail uint32) error {
+	w.pkts, w.afters = w.pkts[:0], w.afters[:0]
+	for head != tail && len(w.pkts) < writeBundle {
+		size, after, err := w.r.next(head, tail)
+		if err != nil {
+			return err
+		}
+		p := w.r.packet(head, size)
+		if !w.s.valid(p) {
+			if len(w.pkts) > 0 {
+				break
+			}
+			w.st.txDiscardsInvalid.Add(1)
+			// Nothing to write: publish the progress through an empty unit.
+			w.pkts = append(w.pkts, nil)
+			w.afters = append(w.afters, after)
+			return nil
+		}
+		w.pkts = append(w.pkts, p)
+		w.afters = append(w.afters, after)
+		head = after
+	}
+	return nil
+}
+
+// prepare gathers the packets from head on and plans their writes into w.units. A
+// coalesced write ends the plan: its super-packet is in w.super, and it may be a probe.
+func (w *writer) prepare(head, tail uint32) error {
+	err := w.gather(head, tail)
+	w.units, w.iovs = w.units[:0], w.iovs[:0]
+	for i := 0; i < len(w.pkts); {
+		k := w.plan(w.pkts[i:])
+		u := &w.units[len(w.units)-1]
+		u.pkts, u.after = w.pkts[i:i+k], w.afters[i+k-1]
+		i += k
+		if u.gso != 0 {
+			break
+		}
+	}
+	return err
+}
+
+// plan adds the unit that writes the first of pkts, or a super-packet coalesced from
+// the first ones, and returns how many packets it takes.
+func (w *writer) plan(pkts [][]byte) int {
+	p := pkts[0]
+	k, gso := 1, byte(0)
+	if p != nil && w.tcp {
+		if k = offload.TCPRun(pkts); k > 1 {
+			gso = unix.IPPROTO_TCP
+		}
+	}
+	if p != nil && k == 1 && w.udp {
+		if k = offload.UDPRun(pkts); k > 1 {
+			gso = unix.IPPROTO_UDP
+		}
+	}
+	var iov [][]byte
+	switch {
+	case p == nil || gso != 0:
+	case w.s.gso || !w.s.vnetHdr:
+		iov = w.appendIov(p)
+	default:
+		iov = w.appendIov(zeroHeader[:], p)
+	}
+	if gso != 0 {
+		if w.super == nil {
+			w.super = make([]byte, offload.MaxCoalesced)
+		}
+		var n int
+		if gso == unix.IPPROTO_UDP {
+			n = offload.CoalesceUDP(pkts[:k], w.vnet[:], w.super)
+		} else {
+			n = offload.CoalesceTCP(pkts[:k], w.vnet[:], w.super)
+		}
+		iov = w.appendIov(w.vnet[:], w.super[:n])
+	}
+	w.units = append(w.units, sendUnit{iov: iov, gso: gso})
+	return k
+}
+
+// appendIov adds bufs to w.iovs and returns them as a unit's iov.
+func (w *writer) appendIov(bufs ...[]byte) [][]byte {
+	start := len(w.iovs)
+	w.iovs = append(w.iovs, bufs...)
+	return w.iovs[start:len(w.iovs):len(w.iovs)]
+}
+
+// finish accounts for the first n units, made by the engine, and returns the ring
+// offset after the packets they took and whether they were all of the plan. A
+// coalesced write that the kernel refuses as a probe switches that kind of coalescing
+// off for the session; its packets are written again, one by one.
+func (w *writer) finish(head uint32, n int) (uint32, bool) {
+	for i := range w.units[:n] {
+		u := &w.units[i]
+		switch {
+		case u.err == unix.EINVAL && u.gso == unix.IPPROTO_TCP && !w.tcpProven,
+			u.err == unix.EINVAL && u.gso == unix.IPPROTO_UDP && !w.udpProven:
+			logWarn("wintun: the kernel refused a coalesced write; coalescing off for this session",
+				"adapter", w.s.adapter.name, "udp", u.gso == unix.IPPROTO_UDP)
+			if u.gso == unix.IPPROTO_UDP {
+				w.udp = false
+			} else {
+				w.tcp = false
+			}
+			return head, false
+		case u.err != nil:
+			w.st.txErrorsKern.Add(uint64(len(u.pkts)))
+		case u.iov != nil:
+			switch u.gso {
+			case unix.IPPROTO_TCP:
+				w.tcpProven = true
+			case unix.IPPROTO_UDP:
+				w.udpProven = true
+			}
+			if u.gso != 0 {
+				w.st.txSuperPackets.Add(1)
+			}
+			for _, p := range u.pkts {
+				w.sent(p)
+			}
+		}
+		head = u.after
+	}
+	return head, n == len(w.units)
+}
+
+// sent counts a packet the kernel took.
+func (w *writer) sent(p []byte) {
+	w.st.txPackets.Add(1)
+	w.st.txBytes.Add(uint64(len(p)))
+	if w.s.capture != nil {
+		w.s.capture.CapturePacket(Sent, time.Now(), p)
+	}
+}
