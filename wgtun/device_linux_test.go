@@ -279,3 +279,25 @@ func TestWriteDropsAtOnce(t *testing.T) {
 	}
 	t.Logf("stats %+v", d.Stats())
 }
+
+// TestWriteWaitsForRoom writes bundles far larger than a 128 KiB send ring with a
+// write wait long enough for the kernel side to drain it: Write fills the ring, waits
+// for the room the kernel side makes as it writes the packets out, and sends every
+// packet without dropping any.
+func TestWriteWaitsForRoom(t *testing.T) {
+	ns := netns.ForTest(t)
+	_, d := newDevice(t, ns, "wgwait", wgtun.WithRingCapacity(wintun.RingCapacityMin), wgtun.WithWriteWait(time.Minute))
+	local, remote := netip.MustParseAddr("10.201.0.2"), netip.MustParseAddr("10.201.0.1")
+	bufs := make([][]byte, 1000)
+	for i := range bufs {
+		bufs[i] = packet.IP(local, remote, packet.ProtoUDP, append([]byte{0x9c, 0x40, 0, 9, 0x05, 0x78, 0, 0}, make([]byte, 1392)...))
+	}
+	for range 3 {
+		if n, err := d.Write(bufs, 0); n != len(bufs) || err != nil {
+			t.Fatalf("Write = %d, %v; want %d and no error", n, err, len(bufs))
+		}
+	}
+	if s := d.Stats(); s.WriteDropsRingFull != 0 || s.WriteDropsInvalid != 0 {
+		t.Errorf("stats %+v, want no drops", s)
+	}
+}

@@ -54,3 +54,27 @@ func (r *readRate) high(now int64) bool {
 var clockBase = time.Now()
 
 func nanotime() int64 { return int64(time.Since(clockBase)) }
+
+const (
+	// writeSpinFor is how long a Write that finds the send ring full yields the
+	// processor between tries before it sleeps between them: the kernel side makes
+	// room after each bundle it writes, a few microseconds apart, while a Go timer
+	// sleep on Linux lasts much longer than asked when it is short.
+	writeSpinFor = 100 * time.Microsecond
+	// writeSleep is the sleep between tries after that.
+	writeSleep = 50 * time.Microsecond
+)
+
+// writePause says what a Write that has waited for room in the send ring for waited,
+// out of a write wait of limit, does before its next try: ok is false once the wait
+// is over (the packet is dropped); otherwise a pause of zero means yielding the
+// processor (runtime.Gosched), and any other pause a sleep that ends by the limit.
+func writePause(waited, limit time.Duration) (pause time.Duration, ok bool) {
+	switch {
+	case waited >= limit:
+		return 0, false
+	case waited < writeSpinFor:
+		return 0, true
+	}
+	return min(writeSleep, limit-waited), true
+}

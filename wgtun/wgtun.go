@@ -276,9 +276,11 @@ func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 }
 
-// Write sends bufs[i][offset:] for each i. A full send ring is waited on, with
-// sleeps of growing length, for at most the write wait (DefaultWriteWait) per call;
-// packets still unsent then are dropped and counted (Stats.WriteDropsRingFull), since
+// Write sends bufs[i][offset:] for each i. A full send ring is waited on for at most
+// the write wait (DefaultWriteWait) per call: Write yields the processor between tries
+// at first, so that it goes on within microseconds of the kernel side making room,
+// then sleeps briefly between tries, never past the end of the write wait. Packets
+// still unsent then are dropped and counted (Stats.WriteDropsRingFull), since
 // blocking wireguard-go's receive path longer would stall every peer. Invalid packets
 // are dropped and counted too. Write returns the number of packets committed and, if
 // some were dropped, an error wrapping ErrDropped; with a write wait of zero (the
@@ -288,8 +290,7 @@ func (d *Device) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 func (d *Device) Write(bufs [][]byte, offset int) (int, error) {
 	s := d.session
 	written, tooBig, full := 0, 0, 0
-	var deadline time.Time // set at the first full ring of this call
-	pause := 10 * time.Microsecond
+	waitStart := int64(-1) // nanotime of the first full ring of this call
 	for _, b := range bufs {
 		if offset < 0 || offset >= len(b) || len(b)-offset > wintun.PacketSizeMax {
 			tooBig++
@@ -314,19 +315,24 @@ func (d *Device) Write(bufs [][]byte, offset int) (int, error) {
 				}
 				return 0, d.closedErr(err)
 			}
-			if deadline.IsZero() {
-				deadline = time.Now().Add(d.writeWait)
+			now := nanotime()
+			if waitStart < 0 {
+				waitStart = now
 			}
-			if !time.Now().Before(deadline) {
+			pause, ok := writePause(time.Duration(now-waitStart), d.writeWait)
+			if !ok {
 				full++
 				break
+			}
+			if pause == 0 {
+				runtime.Gosched()
+				continue
 			}
 			select {
 			case <-d.done:
 				return written, os.ErrClosed
 			case <-time.After(pause):
 			}
-			pause = min(2*pause, time.Millisecond)
 		}
 	}
 	if tooBig == 0 && full == 0 {
