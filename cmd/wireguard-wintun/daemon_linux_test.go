@@ -49,19 +49,15 @@ func reap(t *testing.T, pid int) unix.WaitStatus {
 	return ws
 }
 
-// prepareDaemons makes sure no other run uses the sockets of the interfaces names,
-// removes them when the test ends, and makes the test the parent of the daemons it
-// starts: a daemon leaves its starting process at once, and as a subreaper the test
-// becomes its parent, so it can see it exit and reap it.
+// prepareDaemons makes sure the sockets of the interfaces names go to the test's
+// private socketDir, removes them when the test ends, and makes the test the parent
+// of the daemons it starts: a daemon leaves its starting process at once, and as a
+// subreaper the test becomes its parent, so it can see it exit and reap it.
 func prepareDaemons(t *testing.T, names ...string) {
 	t.Helper()
+	needPrivateSocketDir(t)
 	for _, n := range names {
 		sock := filepath.Join(socketDir, n+".sock")
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			t.Fatalf("%s is in use: another run of this test is in progress", sock)
-		}
-		// Left by a run that was killed: the daemons replace it anyway.
 		t.Cleanup(func() { os.Remove(sock) })
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {

@@ -20,8 +20,8 @@ import (
 	"go.wintun.dev/wintun/internal/netns"
 )
 
-// The interface names are the test's own, since their sockets are in the host's
-// /var/run/wireguard.
+// The interfaces of TestWgQuickWithUpstreamPeer; their sockets are in the test's
+// private socketDir (see TestMain).
 const (
 	ifA = "wtwgA"
 	ifB = "wtwgB"
