@@ -24,19 +24,44 @@ func FuzzSplit(f *testing.F) {
 	f.Add(udp, uint8(FlagNeedsCsum), uint8(GSOUDPL4), uint16(500), uint16(20), uint16(6), uint16(0x03))
 	f.Add(udp, uint8(FlagNeedsCsum), uint8(GSOUDPL4), uint16(1200), uint16(20), uint16(6), uint16(0xf5))
 	f.Add(tcp, uint8(FlagNeedsCsum), uint8(GSOTCPv6), uint16(1400), uint16(48), uint16(0x89), uint16(0x2f9))
+	// Odd payloads and segments of both families and protocols, for Split's one-pass
+	// copy and sum; shape's high bits place the segments at every alignment.
+	odd := make([]byte, 4099)
+	for i := range odd {
+		odd[i] = byte(i*131 + 3)
+	}
+	f.Add(odd, uint8(FlagNeedsCsum), uint8(GSOTCPv4), uint16(1447), uint16(20), uint16(16), uint16(0x0000))
+	f.Add(odd, uint8(FlagNeedsCsum), uint8(GSOTCPv6), uint16(1231), uint16(40), uint16(16), uint16(0x2001))
+	f.Add(odd, uint8(FlagNeedsCsum), uint8(GSOUDPL4), uint16(999), uint16(20), uint16(6), uint16(0x4002))
+	f.Add(odd, uint8(FlagNeedsCsum), uint8(GSOUDPL4), uint16(77), uint16(40), uint16(6), uint16(0x6003))
+	f.Add(odd[:1501], uint8(FlagNeedsCsum), uint8(0), uint16(0), uint16(20), uint16(6), uint16(0x8007))
 	f.Fuzz(func(t *testing.T, pkt []byte, flags, typ uint8, gsoSize, csumStart, csumOffset, shape uint16) {
 		h := Header{Flags: flags, GSOType: typ, GSOSize: gsoSize, CsumStart: csumStart, CsumOffset: csumOffset}
 		n, _, serr := Segments(pkt, h)
 		emitted := 0
+		var first []byte
 		err := Split(bytes.Clone(pkt), h, func(size int) []byte {
 			if size > len(pkt) || size <= 0 {
 				t.Fatalf("segment of %d bytes from a %d-byte packet", size, len(pkt))
 			}
 			emitted++
+			if first == nil {
+				first = make([]byte, size)
+				return first
+			}
 			return make([]byte, size)
 		})
 		if err == nil && serr == nil && emitted > n {
 			t.Fatalf("Split emitted %d packets, Segments said %d", emitted, n)
+		}
+		// A packet that is not a super-packet comes out as CompleteChecksum leaves it,
+		// though Split copies and sums it in one pass.
+		if h.GSOType&^GSOECN == GSONone && h.Flags&FlagNeedsCsum != 0 {
+			want := bytes.Clone(pkt)
+			cerr := CompleteChecksum(want, h)
+			if (cerr == nil) != (err == nil) || err == nil && !bytes.Equal(first, want) {
+				t.Fatalf("Split of a packet with a partial checksum (%v) differs from CompleteChecksum's (%v)", err, cerr)
+			}
 		}
 		if got, want := Checksum(pkt, uint64(csumStart)), packet.Checksum(pkt, uint32(csumStart)); got != want {
 			t.Fatalf("Checksum = %#04x, internal/packet's = %#04x", got, want)
@@ -130,12 +155,14 @@ func splitWellFormed(t *testing.T, payload []byte, mss uint16, tcpFlags byte, sh
 		t.Fatalf("Segments of a well-formed super-packet: %v", err)
 	}
 	var segs [][]byte
+	align := int(shape >> 13) // the segments' alignment, as a ring's varies
 	err = Split(bytes.Clone(super), h, func(size int) []byte {
 		if size > maxSize {
 			t.Fatalf("segment of %d bytes, Segments said at most %d", size, maxSize)
 		}
-		b := make([]byte, size)
+		b := make([]byte, align+size)[align:]
 		segs = append(segs, b)
+		align = (align + size) % 8
 		return b
 	})
 	if err != nil || len(segs) != n {

@@ -122,13 +122,21 @@ func Split(pkt []byte, h Header, emit func(size int) []byte) error {
 		return ErrMalformed // not a packet
 	}
 	if h.GSOType&^GSOECN == GSONone {
-		if h.Flags&FlagNeedsCsum != 0 {
-			if err := CompleteChecksum(pkt, h); err != nil {
-				return err
+		if h.Flags&FlagNeedsCsum == 0 {
+			if dst := emit(len(pkt)); dst != nil {
+				copy(dst, pkt)
 			}
+			return nil
+		}
+		// CompleteChecksum and a copy in one pass: the checksum is summed while
+		// copying and written into the copy.
+		start, at, ok := checksumAt(pkt, h)
+		if !ok {
+			return ErrMalformed
 		}
 		if dst := emit(len(pkt)); dst != nil {
-			copy(dst, pkt)
+			copy(dst, pkt[:start])
+			putChecksum(dst, start, at, Checksum(nil, copyChecksum(dst[start:], pkt[start:])))
 		}
 		return nil
 	}
@@ -177,7 +185,9 @@ func Split(pkt []byte, h Header, emit func(size int) []byte) error {
 			continue
 		}
 		copy(seg, pkt[:hdrLen])
-		copy(seg[hdrLen:], data)
+		// The payload is copied and summed in one pass; its sum joins the headers'
+		// below.
+		psum := sumAt(copyChecksum(seg[hdrLen:], data), hdrLen-l4)
 		if v4 {
 			binary.BigEndian.PutUint16(seg[2:], uint16(size))
 			binary.BigEndian.PutUint16(seg[4:], id+uint16(i))
@@ -201,7 +211,7 @@ func Split(pkt []byte, h Header, emit func(size int) []byte) error {
 			binary.BigEndian.PutUint16(seg[l4+4:], uint16(l4len))
 		}
 		seg[csumAt], seg[csumAt+1] = 0, 0
-		c := Checksum(seg[l4:], base+uint64(l4len))
+		c := Checksum(seg[l4:hdrLen], base+uint64(l4len)+psum)
 		if c == 0 && !tcp {
 			c = 0xffff
 		}
@@ -213,16 +223,27 @@ func Split(pkt []byte, h Header, emit func(size int) []byte) error {
 // CompleteChecksum finishes a partial checksum: the field at CsumStart+CsumOffset
 // holds the pseudo-header sum; the checksum covers everything from CsumStart on.
 func CompleteChecksum(pkt []byte, h Header) error {
-	start, at := int(h.CsumStart), int(h.CsumStart)+int(h.CsumOffset)
-	if start >= len(pkt) || at+2 > len(pkt) {
+	start, at, ok := checksumAt(pkt, h)
+	if !ok {
 		return ErrMalformed
 	}
-	c := Checksum(pkt[start:], 0)
+	putChecksum(pkt, start, at, Checksum(pkt[start:], 0))
+	return nil
+}
+
+// checksumAt returns where the partial checksum of pkt starts and where it is stored,
+// if both lie within pkt.
+func checksumAt(pkt []byte, h Header) (start, at int, ok bool) {
+	start, at = int(h.CsumStart), int(h.CsumStart)+int(h.CsumOffset)
+	return start, at, start < len(pkt) && at+2 <= len(pkt)
+}
+
+// putChecksum stores the checksum c, which covers pkt from start, at at.
+func putChecksum(pkt []byte, start, at int, c uint16) {
 	if c == 0 && at == start+6 { // UDP sends zero as all ones
 		c = 0xffff
 	}
 	binary.BigEndian.PutUint16(pkt[at:], c)
-	return nil
 }
 
 // L4 protocol numbers.
@@ -270,6 +291,16 @@ func Checksum(b []byte, sum uint64) uint16 {
 		s, c = bits.Add64(s, binary.LittleEndian.Uint64(b), c)
 		b = b[8:]
 	}
+	sum += uint64(bits.ReverseBytes16(finish(s, c, b)))
+	for sum > 0xffff {
+		sum = sum>>16 + sum&0xffff
+	}
+	return ^uint16(sum)
+}
+
+// finish adds to the sum of little-endian words s, with its last carry c, the short
+// tail b (under 8 bytes) and folds it all into 16 bits, still little-endian.
+func finish(s, c uint64, b []byte) uint16 {
 	// Fold the 64-bit sum and its last carry into 32 bits before the short tail.
 	s = s>>32 + s&0xffffffff + c
 	if len(b) >= 4 {
@@ -286,9 +317,70 @@ func Checksum(b []byte, sum uint64) uint16 {
 	for s > 0xffff {
 		s = s>>16 + s&0xffff
 	}
-	sum += uint64(bits.ReverseBytes16(uint16(s)))
-	for sum > 0xffff {
-		sum = sum>>16 + sum&0xffff
+	return uint16(s)
+}
+
+// sumAt returns the partial sum sum (at most 0xffff, as copyChecksum returns) of data
+// that starts off bytes into the data it is part of. Words pair bytes from even
+// offsets, so data from an odd offset has its sum's bytes swapped. TCP's and UDP's
+// headers are of even length, so Split's payloads never need it, but the sum stays
+// right if that changes.
+func sumAt(sum uint64, off int) uint64 {
+	if off%2 != 0 {
+		return uint64(bits.ReverseBytes16(uint16(sum)))
 	}
-	return ^uint16(sum)
+	return sum
+}
+
+// copyChecksum copies src into dst, which must be at least as long, and returns the
+// ones' complement sum of src as a partial sum for Checksum: Checksum(nil,
+// sum+copyChecksum(dst, src)) equals Checksum(src, sum). Splitting reads each
+// segment's payload once this way, to copy and to sum it, where copy and Checksum read
+// it twice. The sum is that of big-endian words from src's first byte: a chunk that
+// starts at an odd offset of the data it is part of needs its sum's bytes swapped.
+func copyChecksum(dst, src []byte) uint64 {
+	dst = dst[:len(src)]
+	var s, c uint64
+	if n := len(src) &^ 63; useAVX2 && n > 0 {
+		s = copySumAVX2(&dst[0], &src[0], n)
+		src, dst = src[n:], dst[n:]
+	}
+	for len(src) >= 64 {
+		// Each word is stored and added as soon as it is loaded, which keeps one
+		// word live at a time and all of them in registers.
+		d, b := dst[:64:64], src[:64:64]
+		w := binary.LittleEndian.Uint64(b[0:])
+		binary.LittleEndian.PutUint64(d[0:], w)
+		s, c = bits.Add64(s, w, c)
+		w = binary.LittleEndian.Uint64(b[8:])
+		binary.LittleEndian.PutUint64(d[8:], w)
+		s, c = bits.Add64(s, w, c)
+		w = binary.LittleEndian.Uint64(b[16:])
+		binary.LittleEndian.PutUint64(d[16:], w)
+		s, c = bits.Add64(s, w, c)
+		w = binary.LittleEndian.Uint64(b[24:])
+		binary.LittleEndian.PutUint64(d[24:], w)
+		s, c = bits.Add64(s, w, c)
+		w = binary.LittleEndian.Uint64(b[32:])
+		binary.LittleEndian.PutUint64(d[32:], w)
+		s, c = bits.Add64(s, w, c)
+		w = binary.LittleEndian.Uint64(b[40:])
+		binary.LittleEndian.PutUint64(d[40:], w)
+		s, c = bits.Add64(s, w, c)
+		w = binary.LittleEndian.Uint64(b[48:])
+		binary.LittleEndian.PutUint64(d[48:], w)
+		s, c = bits.Add64(s, w, c)
+		w = binary.LittleEndian.Uint64(b[56:])
+		binary.LittleEndian.PutUint64(d[56:], w)
+		s, c = bits.Add64(s, w, c)
+		src, dst = src[64:], dst[64:]
+	}
+	for len(src) >= 8 {
+		w := binary.LittleEndian.Uint64(src)
+		binary.LittleEndian.PutUint64(dst, w)
+		s, c = bits.Add64(s, w, c)
+		src, dst = src[8:], dst[8:]
+	}
+	copy(dst, src)
+	return uint64(bits.ReverseBytes16(finish(s, c, src)))
 }

@@ -1,0 +1,73 @@
+package offload
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestCopyChecksum compares copyChecksum with copy and Checksum for every length up to
+// 200 and random longer ones, at all eight alignments of source and destination, with
+// and without the vector loop.
+func TestCopyChecksum(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	src := make([]byte, 70000)
+	for i := range src {
+		src[i] = byte(r.Uint32())
+	}
+	for i := 1000; i < 1100; i++ {
+		src[i] = 0xff // long runs of ones carry in every word
+	}
+	lengths := make([]int, 0, 241)
+	for n := 0; n <= 200; n++ {
+		lengths = append(lengths, n)
+	}
+	for range 40 {
+		lengths = append(lengths, r.IntN(65536))
+	}
+	lengths = append(lengths, 1448, 65535)
+	vector := useAVX2
+	defer func() { useAVX2 = vector }()
+	for _, v := range []bool{false, vector} {
+		useAVX2 = v
+		for _, n := range lengths {
+			for align := range 8 {
+				s := src[align : align+n]
+				for _, start := range []int{0, 1000 - align} {
+					if start+n <= len(src)-align {
+						s = src[start+align : start+align+n]
+					}
+					dst := make([]byte, n+16)
+					got := copyChecksum(dst[8-align:], s)
+					if !bytes.Equal(dst[8-align:8-align+n], s) {
+						t.Fatalf("vector %v, %d bytes at alignment %d: copy differs", v, n, align)
+					}
+					if dst[7-align] != 0 || dst[8-align+n] != 0 {
+						t.Fatalf("vector %v, %d bytes at alignment %d: wrote outside dst", v, n, align)
+					}
+					for _, sum := range []uint64{0, 1, 0xffff, 0x1fffe} {
+						if c, want := Checksum(nil, sum+got), Checksum(s, sum); c != want {
+							t.Fatalf("vector %v, %d bytes at alignment %d from %#x: %#04x, want %#04x", v, n, align, sum, c, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestSumAt checks the byte swap Split gives a payload sum that starts at an
+// odd offset of the L4 data: summed apart and swapped, it must equal the sum of the
+// whole.
+func TestSumAt(t *testing.T) {
+	b := make([]byte, 301)
+	for i := range b {
+		b[i] = byte(i*37 + 11)
+	}
+	for cut := 0; cut <= len(b); cut++ {
+		psum := sumAt(copyChecksum(make([]byte, len(b)-cut), b[cut:]), cut)
+		if got, want := Checksum(b[:cut], psum), Checksum(b, 0); got != want {
+			t.Fatalf("cut at %d: %#04x, want %#04x", cut, got, want)
+		}
+	}
+}
