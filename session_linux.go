@@ -29,8 +29,11 @@ type Session struct {
 	conn    syscall.RawConn
 	eng     engine // moves packets between the queue and the pump
 
+	_   cacheLinePad
 	rx  ringReader // kernel to application
+	_   cacheLinePad
 	tx  ringWriter // application to kernel
+	_   cacheLinePad
 	txr *ring
 
 	readEvent chan struct{} // auto-reset event: a token per Tail move of rx

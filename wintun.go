@@ -155,9 +155,18 @@ type Stats struct {
 
 // stats is the adapter-wide, concurrently updated form of Stats.
 type stats struct {
+	// The receive and send counters are written by different threads: each group
+	// has cache lines of its own.
+	_                                                                          cacheLinePad
 	rxPackets, rxBytes, rxDropsFull, rxDropsOversize, rxErrors, rxSuperPackets atomic.Uint64
+	_                                                                          cacheLinePad
 	txPackets, txBytes, txDiscardsInvalid, txErrorsKern, txSuperPackets        atomic.Uint64
+	_                                                                          cacheLinePad
 }
+
+// cacheLinePad keeps what is written by one thread off the cache lines of what
+// another writes.
+type cacheLinePad [128]byte
 
 func (s *stats) snapshot() Stats {
 	return Stats{
