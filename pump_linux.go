@@ -89,17 +89,15 @@ func (s *Session) receiveLoop() {
 // receiver is the producer side of the receive ring. A packet that does not fit is
 // dropped and counted: the kernel is never kept waiting.
 type receiver struct {
-	s       *Session
-	r       *ring
-	st      *stats
-	tail    uint32 // next free byte, published as Tail after each bundle
-	n       int    // packets written since the last publication
-	hdr     [GSOHeaderLen]byte
-	iov     [2][]byte
-	buf     []byte // where the current read goes
-	inRing  bool   // buf is the ring's free space
-	scratch []byte // for a packet read while the ring is nearly full
-	super   []byte // a super-packet being split
+	s      *Session
+	r      *ring
+	st     *stats
+	tail   uint32 // next free byte, published as Tail after each bundle
+	n      int    // packets written since the last publication
+	hdr    [GSOHeaderLen]byte
+	iov    [3][]byte
+	inRing int    // how many bytes of the current read go into the ring's free room
+	super  []byte // the rest of a read, or a super-packet being split
 }
 
 // unpublished reports how many packets are in the ring but not yet visible.
@@ -127,26 +125,40 @@ func (rc *receiver) free() uint32 { return rc.r.free(atomic.LoadUint32(rc.r.head
 // receiver takes off: a plain session on a queue with IFF_VNET_HDR.
 func (rc *receiver) splitHeader() bool { return rc.s.vnetHdr && !rc.s.gso }
 
-// readBuffers returns where the next read goes: straight into the ring when any
-// packet fits (the slack after the wrap point makes that room contiguous), else into a
-// scratch buffer. The buffer is one byte longer than a record can be, so that a
-// packet too long for one is seen, not truncated.
+// readHead is how much of a read goes straight into the receive ring in a plain
+// session on a queue with virtio_net_hdr (the common case), enough for an ordinary
+// packet at the usual MTUs; the rest of a longer packet goes to rc.super, from where a
+// super-packet is split into the ring (its head copied over first), and anything else
+// is copied in. That saves copying whole super-packets out of the ring before they are
+// split, at the price of copying readHead bytes.
+const readHead = 2048
+
+// readBuffers returns where the next read goes: as much as the queue's format allows
+// straight into the ring (the slack after the wrap point makes free room contiguous),
+// the rest into rc.super. The buffers are one byte longer than a record can be, so
+// that a packet too long for one is seen, not truncated.
 func (rc *receiver) readBuffers() [][]byte {
-	rc.inRing = rc.free() >= alignRecord(PacketSizeMax)
-	if rc.inRing {
-		rc.buf = rc.r.mem[ringHeaderSize+rc.tail+recordHeader:][:PacketSizeMax+1]
-	} else {
-		if rc.scratch == nil {
-			rc.scratch = make([]byte, PacketSizeMax+1)
-		}
-		rc.buf = rc.scratch
+	if rc.super == nil {
+		rc.super = make([]byte, PacketSizeMax+1)
 	}
+	room := rc.r.mem[ringHeaderSize+rc.tail+recordHeader:]
+	free := rc.free()
+	iov := rc.iov[:0]
 	if rc.splitHeader() {
-		rc.iov[0], rc.iov[1] = rc.hdr[:], rc.buf
-		return rc.iov[:2]
+		iov = append(iov, rc.hdr[:])
+		rc.inRing = 0
+		if free >= alignRecord(readHead) {
+			rc.inRing = readHead
+			iov = append(iov, room[:readHead])
+		}
+		return append(iov, rc.super[rc.inRing:])
 	}
-	rc.iov[0] = rc.buf
-	return rc.iov[:1]
+	if free >= alignRecord(PacketSizeMax) {
+		rc.inRing = PacketSizeMax + 1
+		return append(iov, room[:rc.inRing])
+	}
+	rc.inRing = 0
+	return append(iov, rc.super)
 }
 
 // readDone places the n bytes that a read into readBuffers got.
@@ -156,11 +168,15 @@ func (rc *receiver) readDone(n int) {
 		n -= GSOHeaderLen
 		h = offload.ParseHeader(rc.hdr[:])
 	}
-	if n <= 0 {
+	switch {
+	case n <= 0:
 		rc.st.rxErrors.Add(1)
-		return
+	case n <= rc.inRing:
+		rc.place(rc.r.mem[ringHeaderSize+rc.tail+recordHeader:][:n], h, true)
+	default:
+		copy(rc.super, rc.r.mem[ringHeaderSize+rc.tail+recordHeader:][:rc.inRing])
+		rc.place(rc.super[:n], h, false)
 	}
-	rc.place(rc.buf[:n], h, rc.inRing)
 }
 
 // readFailed counts a read that failed for a reason other than the device's end.
@@ -228,7 +244,7 @@ func (rc *receiver) copyIn(p []byte) {
 func (rc *receiver) split(p []byte, h offload.Header, inRing bool) {
 	if inRing { // the segments would overwrite it
 		if rc.super == nil {
-			rc.super = make([]byte, PacketSizeMax)
+			rc.super = make([]byte, PacketSizeMax+1)
 		}
 		p = rc.super[:copy(rc.super, p)]
 	}
