@@ -24,6 +24,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -78,6 +79,9 @@ type results struct {
 	Notes      []string                       `json:"notes"`
 }
 
+// profileDir is where forwarders write CPU profiles (-cpuprofile), or empty.
+var profileDir string
+
 func main() {
 	if len(os.Args) > 1 && os.Args[1] == "wgpeer" {
 		if err := wgPeerMain(os.Args[2], os.Args[3], os.Args[4], os.Args[5], os.Args[6]); err != nil {
@@ -99,6 +103,7 @@ func main() {
 	fwds := flag.String("forwarders", "veth,direct,wintun,wintun-batch,wintun-mq,wintun+uring,wintun-batch+uring,wireguard-go,water,wg/wireguard-go,wg/wintun,wg/wireguard-go-daemon,wg/wireguard-wintun", "forwarders to measure, comma-separated")
 	wls := flag.String("workloads", "tcp1,tcp4,udp1400,udp64,ping,pingload", "workloads, comma-separated")
 	out := flag.String("json", "bench-results.json", "write all samples and medians to this file")
+	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of each forwarder process to `dir`/FORWARDER.pprof (the last repetition's)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fatal(errors.New("needs root (network namespaces and tun devices)"))
@@ -263,6 +268,9 @@ func measure(res *results, fwd string, workloads []workload, secs, pings int) er
 		fproc.Env = append(os.Environ(), "WINTUN_ENGINE=poll")
 		if uring {
 			fproc.Env = append(os.Environ(), "WINTUN_ENGINE=uring")
+		}
+		if profileDir != "" {
+			fproc.Env = append(fproc.Env, "BENCH_CPUPROFILE="+filepath.Join(profileDir, fwd+".pprof"))
 		}
 		fproc.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET, Pdeathsig: syscall.SIGKILL}
 		if err := start(fproc); err != nil {
