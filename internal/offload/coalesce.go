@@ -201,6 +201,86 @@ func CoalesceTCP(pkts [][]byte, hdr, dst []byte) int {
 	return n
 }
 
+// MaxCoalescedHeaders is the size of hdr that CoalesceTCPHeaders and
+// CoalesceUDPHeaders need: the longest IP and L4 header of a run that TCPRun or UDPRun
+// accepts, an IPv6 header and a TCP header full of options.
+const MaxCoalescedHeaders = 40 + 60
+
+// CoalesceTCPHeaders is CoalesceTCP without the copy: it writes the virtio_net_hdr
+// into vnet and the super-packet's IP and TCP headers into hdr, and returns their
+// length hl, which is also where the payload starts in every packet of the run. The
+// super-packet is hdr[:hl] followed by pkts[i][hl:] for each packet in order, so a
+// caller can hand vnet, the headers and the payloads to writev where they lie.
+func CoalesceTCPHeaders(pkts [][]byte, vnet, hdr []byte) (hl int) {
+	first := pkts[0]
+	ipLen, tcpLen, mss, _ := tcpInfo(first)
+	hl = ipLen + tcpLen
+	h := hdr[:hl]
+	copy(h, first)
+	n := superLen(pkts, hl)
+	if last := pkts[len(pkts)-1]; last[ipLen+13]&tcpPSH != 0 {
+		h[ipLen+13] |= tcpPSH
+	}
+	typ := uint8(GSOTCPv6)
+	if ipLen == 20 {
+		typ = GSOTCPv4
+	}
+	superIP(h, ipLen, n)
+	// A partial checksum holds the folded pseudo-header sum, not complemented.
+	binary.BigEndian.PutUint16(h[ipLen+16:], ^Checksum(nil, pseudoHeaderSum(h, protoTCP)+uint64(n-ipLen)))
+	putVnet(vnet, typ, hl, mss, ipLen, 16)
+	return hl
+}
+
+// CoalesceUDPHeaders is CoalesceTCPHeaders for a UDPRun, as CoalesceUDP is for
+// CoalesceTCP.
+func CoalesceUDPHeaders(pkts [][]byte, vnet, hdr []byte) (hl int) {
+	first := pkts[0]
+	ipLen, size, _ := udpInfo(first)
+	hl = ipLen + 8
+	h := hdr[:hl]
+	copy(h, first)
+	n := superLen(pkts, hl)
+	superIP(h, ipLen, n)
+	binary.BigEndian.PutUint16(h[ipLen+4:], uint16(n-ipLen))
+	binary.BigEndian.PutUint16(h[ipLen+6:], ^Checksum(nil, pseudoHeaderSum(h, protoUDP)+uint64(n-ipLen)))
+	putVnet(vnet, GSOUDPL4, hl, size, ipLen, 6)
+	return hl
+}
+
+// superLen is the length of the super-packet of the run pkts whose headers are hl bytes
+// long.
+func superLen(pkts [][]byte, hl int) int {
+	n := hl
+	for _, q := range pkts {
+		n += len(q) - hl
+	}
+	return n
+}
+
+// superIP sets the length field of the IP header of h, ipLen bytes long, for a
+// super-packet of n bytes; for IPv4 it recomputes the header checksum too.
+func superIP(h []byte, ipLen, n int) {
+	if ipLen == 20 {
+		binary.BigEndian.PutUint16(h[2:], uint16(n))
+		h[10], h[11] = 0, 0
+		binary.BigEndian.PutUint16(h[10:], Checksum(h[:20], 0))
+	} else {
+		binary.BigEndian.PutUint16(h[4:], uint16(n-40))
+	}
+}
+
+// putVnet writes the virtio_net_hdr of a super-packet with a partial L4 checksum.
+func putVnet(vnet []byte, typ uint8, hl, size, ipLen, csumOffset int) {
+	_ = vnet[HeaderLen-1]
+	vnet[0] = FlagNeedsCsum
+	vnet[1] = typ
+	binary.NativeEndian.PutUint16(vnet[2:], uint16(hl))
+	binary.NativeEndian.PutUint16(vnet[4:], uint16(size))
+	binary.NativeEndian.PutUint16(vnet[6:], uint16(ipLen))
+	binary.NativeEndian.PutUint16(vnet[8:], uint16(csumOffset))
+}
+
 // udpInfo locates the headers of a UDP datagram that may take part in coalescing (see
 // ipInfo), with a UDP length that matches the packet and some payload.
 func udpInfo(p []byte) (ipLen, payload int, ok bool) {

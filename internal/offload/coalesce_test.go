@@ -327,7 +327,10 @@ func equalAll(a, b [][]byte) bool {
 
 // roundTrip coalesces run, splits the super-packet again and checks that the packets
 // come back as they were. The one difference allowed is the IPv4 ID of a run with a
-// fixed ID, which segmentation numbers up from the first, as the kernel's does.
+// fixed ID, which segmentation numbers up from the first, as the kernel's does. The
+// super-packet is built from CoalesceTCPHeaders or CoalesceUDPHeaders and the
+// payloads, as a writev caller builds it, and must equal the one CoalesceTCP or
+// CoalesceUDP copies together.
 func roundTrip(t *testing.T, name string, run [][]byte, proto byte) {
 	t.Helper()
 	hdr, buf := make([]byte, HeaderLen), make([]byte, MaxCoalesced)
@@ -337,8 +340,12 @@ func roundTrip(t *testing.T, name string, run [][]byte, proto byte) {
 	} else {
 		n = CoalesceUDP(run, hdr, buf)
 	}
+	super, vnet := coalesceHeaders(t, run, proto)
+	if !bytes.Equal(super, buf[:n]) || !bytes.Equal(vnet, hdr) {
+		t.Fatalf("%s: headers and payloads differ from the copied super-packet:\n% x\n% x", name, super[:min(len(super), 100)], buf[:min(n, 100)])
+	}
 	var back [][]byte
-	err := Split(buf[:n], ParseHeader(hdr), func(n int) []byte { b := make([]byte, n); back = append(back, b); return b })
+	err := Split(super, ParseHeader(vnet), func(n int) []byte { b := make([]byte, n); back = append(back, b); return b })
 	if err != nil || len(back) != len(run) {
 		t.Errorf("%s: split into %d of %d (%v)", name, len(back), len(run), err)
 		return

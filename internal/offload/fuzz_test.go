@@ -207,7 +207,8 @@ func splitWellFormed(t *testing.T, payload []byte, mss uint16, tcpFlags byte, sh
 // without making their checksums right again. Whatever run TCPRun or UDPRun accepts
 // must hold only packets whose checksums verify, and CoalesceTCP or CoalesceUDP and
 // Split must give those packets back unchanged: then the kernel's segmentation, which
-// gives each segment the super-packet's headers, does too.
+// gives each segment the super-packet's headers, does too. CoalesceTCPHeaders or
+// CoalesceUDPHeaders and the payloads must make the same super-packet (roundTrip).
 func FuzzCoalesce(f *testing.F) {
 	f.Add(uint32(1), uint16(1000), uint8(5), uint16(300), byte(tcpACK), uint8(0), []byte{})
 	f.Add(uint32(0xfffffff0), uint16(1448), uint8(3), uint16(1448), byte(tcpACK|tcpPSH), uint8(1), []byte{})
