@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"syscall"
@@ -54,20 +53,13 @@ func runInPrivateMounts() (int, error) {
 	cmd.Env = append(os.Environ(), envPrivateMounts+"=1")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	// With CLONE_NEWNS, the child's mounts are made private before it runs: nothing it
-	// mounts reaches the host. It dies with the thread that started it, kept locked.
+	// mounts reaches the host. It dies with the thread that started it, kept locked, so
+	// that a signal that ends this process (^C reaches both) leaves no child behind.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: unix.CLONE_NEWNS, Pdeathsig: unix.SIGKILL}
 	runtime.LockOSThread()
 	if err := cmd.Start(); err != nil {
 		return 0, fmt.Errorf("a private mount namespace for %s: %w", socketDir, err)
 	}
-	// Interrupted, the child ends its tests and cleans up rather than being killed.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, unix.SIGINT, unix.SIGTERM)
-	go func() {
-		for s := range sig {
-			cmd.Process.Signal(s)
-		}
-	}()
 	err = cmd.Wait()
 	var ee *exec.ExitError
 	switch {
