@@ -342,8 +342,8 @@ type writer struct {
 	afters               []uint32 // the ring offset after each of them
 	units                []sendUnit
 	iovs                 [][]byte // the units' iov, in one array
-	vnet                 [GSOHeaderLen]byte
-	super                []byte // a coalesced super-packet
+	// hdrs holds the virtio_net_hdr and headers of each unit's super-packet.
+	hdrs [writeBundle][GSOHeaderLen + offload.MaxCoalescedHeaders]byte
 }
 
 // writeBundle is how many committed packets the writer looks at together, for
@@ -378,7 +378,7 @@ func (w *writer) gather(head, tail uint32) error {
 }
 
 // prepare gathers the packets from head on and plans their writes into w.units. A
-// coalesced write ends the plan: its super-packet is in w.super, and it may be a probe.
+// coalesced write that is a probe ends the plan (see finish).
 func (w *writer) prepare(head, tail uint32) error {
 	err := w.gather(head, tail)
 	w.units, w.iovs = w.units[:0], w.iovs[:0]
@@ -387,7 +387,7 @@ func (w *writer) prepare(head, tail uint32) error {
 		u := &w.units[len(w.units)-1]
 		u.pkts, u.after = w.pkts[i:i+k], w.afters[i+k-1]
 		i += k
-		if u.gso != 0 {
+		if u.gso == unix.IPPROTO_TCP && !w.tcpProven || u.gso == unix.IPPROTO_UDP && !w.udpProven {
 			break
 		}
 	}
@@ -418,16 +418,22 @@ func (w *writer) plan(pkts [][]byte) int {
 		iov = w.appendIov(zeroHeader[:], p)
 	}
 	if gso != 0 {
-		if w.super == nil {
-			w.super = make([]byte, offload.MaxCoalesced)
-		}
-		var n int
+		// The super-packet goes to the kernel from where its payloads lie in the
+		// ring: only its virtio_net_hdr and headers are written anew.
+		h := &w.hdrs[len(w.units)]
+		vnet, hdr := h[:GSOHeaderLen], h[GSOHeaderLen:]
+		var hl int
 		if gso == unix.IPPROTO_UDP {
-			n = offload.CoalesceUDP(pkts[:k], w.vnet[:], w.super)
+			hl = offload.CoalesceUDPHeaders(pkts[:k], vnet, hdr)
 		} else {
-			n = offload.CoalesceTCP(pkts[:k], w.vnet[:], w.super)
+			hl = offload.CoalesceTCPHeaders(pkts[:k], vnet, hdr)
 		}
-		iov = w.appendIov(w.vnet[:], w.super[:n])
+		start := len(w.iovs)
+		w.iovs = append(w.iovs, vnet, hdr[:hl])
+		for _, q := range pkts[:k] {
+			w.iovs = append(w.iovs, q[hl:])
+		}
+		iov = w.iovs[start:len(w.iovs):len(w.iovs)]
 	}
 	w.units = append(w.units, sendUnit{iov: iov, gso: gso})
 	return k
@@ -487,3 +493,4 @@ func (w *writer) sent(p []byte) {
 		w.s.capture.CapturePacket(Sent, time.Now(), p)
 	}
 }
+
