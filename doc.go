@@ -126,13 +126,12 @@
 //
 // # Engines and offloads
 //
-// On Linux a session moves packets with one of two engines. The poll engine, the
-// default, reads and writes with non-blocking system calls through Go's poller. The
-// io_uring engine ([WithIOUring], or WINTUN_ENGINE=uring) uses multishot reads and
-// submits a bundle of writes per system call: less CPU per small packet, at the price
-// of one OS thread per session waiting in the kernel. Where io_uring is not allowed
-// (seccomp, the io_uring_disabled sysctl, a kernel before 6.7) a session falls back to
-// the poll engine and logs why.
+// On Linux a session's engine reads from the kernel through Go's poller and writes
+// with io_uring, a bundle of writes per system call; where io_uring is not allowed
+// (seccomp, the io_uring_disabled sysctl, an old kernel) it writes through the poller
+// too and logs why. [WithIOUring] (or WINTUN_ENGINE) chooses otherwise: io_uring for
+// the reads as well (multishot reads, less CPU per small packet, one OS thread per
+// session waiting in the kernel), or no io_uring at all.
 //
 // Every session switches on the kernel's TCP and UDP segmentation offloads: the kernel
 // hands over super-packets of up to 64 KiB, which a session splits into ordinary

@@ -7,11 +7,11 @@ import (
 	"go.wintun.dev/wintun/internal/netns"
 )
 
-// TestEngineInUse checks that WINTUN_ENGINE=uring really runs the io_uring engine
-// here (io_uring is allowed on the project's machines), so that the suite run with it
-// tests that engine and not the fallback; and that WithIOUring overrides the
-// environment both ways (the suite runs once per engine, so each direction is an
-// override in one of the runs).
+// TestEngineInUse checks which engine halves a session runs: by default poll reads
+// and io_uring writes (io_uring is allowed on the project's machines, so this is not
+// the fallback), io_uring for both with WINTUN_ENGINE=uring, poll for both with
+// WINTUN_ENGINE=poll; and that WithIOUring overrides the environment both ways (CI
+// runs the suite with each setting, so each direction is an override in some run).
 func TestEngineInUse(t *testing.T) {
 	ns := netns.ForTest(t)
 	ns.Do(func() error {
@@ -21,22 +21,25 @@ func TestEngineInUse(t *testing.T) {
 			return nil
 		}
 		defer a.Close()
-		env := os.Getenv("WINTUN_ENGINE") == "uring"
+		env := map[string]string{"uring": "uring/uring", "poll": "poll/poll"}[os.Getenv("WINTUN_ENGINE")]
+		if env == "" {
+			env = "poll/uring"
+		}
 		for _, c := range []struct {
 			opts []SessionOption
-			want bool
+			want string
 		}{
 			{nil, env},
-			{[]SessionOption{WithIOUring(true)}, true},
-			{[]SessionOption{WithIOUring(false)}, false},
+			{[]SessionOption{WithIOUring(true)}, "uring/uring"},
+			{[]SessionOption{WithIOUring(false)}, "poll/poll"},
 		} {
 			s, err := a.StartSession(RingCapacityMin, c.opts...)
 			if err != nil {
 				t.Error(err)
 				return nil
 			}
-			if got := SessionUsesIOUring(s); got != c.want {
-				t.Errorf("%d options, WINTUN_ENGINE=%q: io_uring engine in use: %v, want %v", len(c.opts), os.Getenv("WINTUN_ENGINE"), got, c.want)
+			if got := SessionEngine(s); got != c.want {
+				t.Errorf("%d options, WINTUN_ENGINE=%q: engine %s, want %s", len(c.opts), os.Getenv("WINTUN_ENGINE"), got, c.want)
 			}
 			s.End()
 		}

@@ -7,16 +7,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// pollEngine moves packets with a readv or writev system call each, and waits through
-// Go's poller when the queue has nothing to read or no room to write. Closing the
-// queue's file, which the session does as it ends, wakes both.
-type pollEngine struct {
+// The poll halves of the engines move packets with a readv or writev system call
+// each, and wait through Go's poller when the queue has nothing to read or no room to
+// write. Closing the queue's file, which the session does as it ends, wakes them.
+
+type pollReader struct {
 	conn syscall.RawConn
-	riov [2]unix.Iovec
-	wiov []unix.Iovec
+	iov  [3]unix.Iovec
 }
 
-func (e *pollEngine) receive(rc *receiver) error {
+func (e *pollReader) receive(rc *receiver) error {
 	for {
 		var rerr error
 		err := e.conn.Read(func(fd uintptr) bool { return e.readBundle(int(fd), rc, &rerr) })
@@ -37,9 +37,9 @@ func (e *pollEngine) receive(rc *receiver) error {
 
 // readBundle reads up to receiveBundle packets; it reports false when it should wait
 // for the queue to become readable.
-func (e *pollEngine) readBundle(fd int, rc *receiver, rerr *error) bool {
+func (e *pollReader) readBundle(fd int, rc *receiver, rerr *error) bool {
 	for reads := 0; reads < receiveBundle; reads++ {
-		n, err := readv(fd, iovecs(e.riov[:0], rc.readBuffers()))
+		n, err := readv(fd, iovecs(e.iov[:0], rc.readBuffers()))
 		switch {
 		case err == unix.EINTR:
 			continue
@@ -54,16 +54,22 @@ func (e *pollEngine) readBundle(fd int, rc *receiver, rerr *error) bool {
 	return true
 }
 
-func (e *pollEngine) stop() {}
+func (e *pollReader) stop()  {}
+func (e *pollReader) close() {}
 
-func (e *pollEngine) send(units []sendUnit) (int, error) {
+type pollSender struct {
+	conn syscall.RawConn
+	iov  []unix.Iovec
+}
+
+func (e *pollSender) send(units []sendUnit) (int, error) {
 	done := 0
 	err := e.conn.Write(func(fd uintptr) bool {
 		for done < len(units) {
 			u := &units[done]
 			if u.iov != nil {
-				e.wiov = iovecs(e.wiov[:0], u.iov)
-				_, u.err = writev(int(fd), e.wiov)
+				e.iov = iovecs(e.iov[:0], u.iov)
+				_, u.err = writev(int(fd), e.iov)
 				switch {
 				case u.err == unix.EINTR:
 					continue
@@ -83,7 +89,7 @@ func (e *pollEngine) send(units []sendUnit) (int, error) {
 	return done, err
 }
 
-func (e *pollEngine) close() {}
+func (e *pollSender) close() {}
 
 // iovecs appends the iovecs of the non-empty bufs to dst.
 func iovecs(dst []unix.Iovec, bufs [][]byte) []unix.Iovec {

@@ -12,10 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The io_uring engine moves packets between a session's rings and its tun queue with
-// io_uring instead of a read or write system call per packet: one multishot read
-// fills provided buffers with whatever the kernel sends (one completion per packet,
-// no system call), and the writer submits a bundle of writes per system call.
+// The io_uring halves of the engines move packets with io_uring instead of a read or
+// write system call per packet: the reader's one multishot read fills provided
+// buffers with whatever the kernel sends (one completion per packet, no system call),
+// and the sender submits the writes of a plan in one system call.
 
 const (
 	uringBufSize  = (GSOHeaderLen + PacketSizeMax + 15) &^ 15
@@ -25,47 +25,11 @@ const (
 	uringIdleCheck = 200 * time.Millisecond
 )
 
-// uringEngine is the io_uring engine: a reader and a writer, each with its own ring.
-type uringEngine struct {
+// uringReader reads with a ring of its own: one multishot read and its buffers, and
+// a poll on an eventfd that stop writes to.
+type uringReader struct {
 	conn syscall.RawConn
 	name string // the adapter's, for logs
-	rd   *uringReader
-	wr   *uringWriter
-}
-
-func newUringEngine(conn syscall.RawConn, name string) (*uringEngine, error) {
-	rd, err := newUringReader()
-	if err != nil {
-		return nil, err
-	}
-	wr, err := newUringWriter()
-	if err != nil {
-		rd.close()
-		return nil, err
-	}
-	return &uringEngine{conn: conn, name: name, rd: rd, wr: wr}, nil
-}
-
-func (e *uringEngine) stop() { e.rd.stop() }
-
-// arm submits the reader's multishot read while it holds the queue's file open.
-func (e *uringEngine) arm() error {
-	var err error
-	if cerr := e.conn.Control(func(fd uintptr) { err = e.rd.arm(int32(fd)) }); cerr != nil {
-		return cerr // the session closed the file
-	}
-	return err
-}
-
-// close tears the rings down: the kernel cancels the read and lets go of the tun file.
-func (e *uringEngine) close() {
-	e.rd.close()
-	e.wr.ring.Close()
-}
-
-// uringReader is the receive side: a ring with one multishot read and its buffers,
-// and a poll on an eventfd that stop writes to.
-type uringReader struct {
 	ring *uring.Ring
 	bufs *uring.BufRing
 	efd  int
@@ -77,12 +41,12 @@ const (
 	uringStop
 )
 
-func newUringReader() (*uringReader, error) {
+func newUringReader(conn syscall.RawConn, name string) (*uringReader, error) {
 	r, err := uring.New(8, 256)
 	if err != nil {
 		return nil, err
 	}
-	u := &uringReader{ring: r, efd: -1}
+	u := &uringReader{conn: conn, name: name, ring: r, efd: -1}
 	if u.bufs, err = r.RegisterBufRing(0, uringBufCount, uringBufSize); err != nil {
 		u.close()
 		return nil, err
@@ -100,25 +64,33 @@ func newUringReader() (*uringReader, error) {
 	return u, nil
 }
 
-// stop wakes the reader for good; the session has started ending.
+// stop wakes the reader for good.
 func (u *uringReader) stop() {
 	unix.Write(u.efd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 }
 
-// arm submits the multishot read of the tun queue fd; it ends when the buffers run
-// out or on an error.
-func (u *uringReader) arm(fd int32) error {
-	sqe := u.ring.SQE()
-	if sqe == nil {
-		return fmt.Errorf("uring: submission queue full")
+// arm submits the multishot read, while it holds the queue's file open; the read
+// ends when the buffers run out or on an error.
+func (u *uringReader) arm() error {
+	var err error
+	cerr := u.conn.Control(func(fd uintptr) {
+		sqe := u.ring.SQE()
+		if sqe == nil {
+			err = fmt.Errorf("uring: submission queue full")
+			return
+		}
+		sqe.Opcode, sqe.Fd, sqe.Off, sqe.UserData = uring.OpReadMultishot, int32(fd), ^uint64(0), uringRead
+		sqe.Flags, sqe.BufIndex = 1<<5, u.bufs.Group() // IOSQE_BUFFER_SELECT
+		_, err = u.ring.Submit(0)
+	})
+	if cerr != nil {
+		return cerr // the session closed the file
 	}
-	sqe.Opcode, sqe.Fd, sqe.Off, sqe.UserData = uring.OpReadMultishot, fd, ^uint64(0), uringRead
-	sqe.Flags, sqe.BufIndex = 1<<5, u.bufs.Group() // IOSQE_BUFFER_SELECT
-	_, err := u.ring.Submit(0)
 	return err
 }
 
-// close tears the ring down, then frees the buffers.
+// close tears the ring down (the kernel cancels the read and lets go of the tun
+// file), then frees the buffers.
 func (u *uringReader) close() {
 	u.ring.Close()
 	if u.bufs != nil {
@@ -132,8 +104,7 @@ func (u *uringReader) close() {
 // uringYielded counts the readers that are yielding their thread to the application.
 var uringYielded atomic.Int32
 
-func (e *uringEngine) receive(rc *receiver) error {
-	u := e.rd
+func (u *uringReader) receive(rc *receiver) error {
 	// The kernel completes a multishot read with task work in the thread that
 	// submitted it. This goroutine sleeps in io_uring_enter, so a packet usually wakes
 	// that one thread, which runs the task work and goes on at once. After it lends its
@@ -141,8 +112,8 @@ func (e *uringEngine) receive(rc *receiver) error {
 	// packet wakes two; moving the read along each time (cancel and submit again from
 	// the new thread) was measured and did not pay. A read whose thread exits is
 	// canceled by the kernel: that ends it, and it is armed again.
-	if err := e.arm(); err != nil {
-		logWarn("wintun: io_uring read", "adapter", e.name, "err", err)
+	if err := u.arm(); err != nil {
+		logWarn("wintun: io_uring read", "adapter", u.name, "err", err)
 		return err
 	}
 	for {
@@ -159,12 +130,12 @@ func (e *uringEngine) receive(rc *receiver) error {
 		switch err := u.ring.Wait(uringIdleCheck); err {
 		case nil, unix.EINTR:
 		case unix.ETIME:
-			if e.tunGone() {
+			if u.tunGone() {
 				return unix.EBADFD
 			}
 			continue
 		default:
-			logWarn("wintun: io_uring wait", "adapter", e.name, "err", err)
+			logWarn("wintun: io_uring wait", "adapter", u.name, "err", err)
 			return err
 		}
 		rearm, goneErr, stop := false, false, false
@@ -211,8 +182,8 @@ func (e *uringEngine) receive(rc *receiver) error {
 		case goneErr:
 			return unix.EBADFD
 		case rearm:
-			if err := e.arm(); err != nil {
-				logWarn("wintun: io_uring re-arm", "adapter", e.name, "err", err)
+			if err := u.arm(); err != nil {
+				logWarn("wintun: io_uring re-arm", "adapter", u.name, "err", err)
 				return err
 			}
 		}
@@ -221,9 +192,9 @@ func (e *uringEngine) receive(rc *receiver) error {
 
 // tunGone reports whether the session's queue reports a poll error: the tun driver's
 // sign that its device is gone.
-func (e *uringEngine) tunGone() bool {
+func (u *uringReader) tunGone() bool {
 	gone := false
-	e.conn.Control(func(fd uintptr) {
+	u.conn.Control(func(fd uintptr) {
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		if n, err := unix.Poll(pfd, 0); err == nil && n > 0 {
 			gone = pfd[0].Revents&(unix.POLLERR|unix.POLLHUP|unix.POLLNVAL) != 0
@@ -232,24 +203,27 @@ func (e *uringEngine) tunGone() bool {
 	return gone
 }
 
-// uringWriter submits a plan's writes together and waits for them: tun writes
+// uringSender submits the writes of a plan together and waits for them: tun writes
 // complete at once.
-type uringWriter struct {
+type uringSender struct {
+	conn syscall.RawConn
 	ring *uring.Ring
 	iovs []unix.Iovec // every unit's iovecs, alive until the writes complete
 }
 
-func newUringWriter() (*uringWriter, error) {
+func newUringSender(conn syscall.RawConn) (*uringSender, error) {
 	r, err := uring.New(writeBundle, 2*writeBundle)
 	if err != nil {
 		return nil, err
 	}
-	return &uringWriter{ring: r}, nil
+	return &uringSender{conn: conn, ring: r}, nil
 }
 
-func (e *uringEngine) send(units []sendUnit) (int, error) {
+func (w *uringSender) close() { w.ring.Close() }
+
+func (w *uringSender) send(units []sendUnit) (int, error) {
 	var err error
-	if cerr := e.conn.Control(func(fd uintptr) { err = e.wr.send(int32(fd), units) }); cerr != nil {
+	if cerr := w.conn.Control(func(fd uintptr) { err = w.submit(int32(fd), units) }); cerr != nil {
 		return 0, cerr // the session closed the file
 	}
 	if err != nil {
@@ -258,8 +232,8 @@ func (e *uringEngine) send(units []sendUnit) (int, error) {
 	return len(units), nil
 }
 
-// send writes units through the tun queue fd, whose file the caller holds open.
-func (w *uringWriter) send(fd int32, units []sendUnit) error {
+// submit writes units through the tun queue fd, which the caller holds open.
+func (w *uringSender) submit(fd int32, units []sendUnit) error {
 	// The kernel reads the iovec arrays when it runs the writes: they must not move.
 	total := 0
 	for _, u := range units {

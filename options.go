@@ -92,16 +92,18 @@ const GSOHeaderLen = 10
 // Windows StartSession refuses it.
 func WithGSO() SessionOption { return func(s *sessionConfig) { s.gso = true } }
 
-// WithIOUring chooses the kernel I/O engine of a Linux session: io_uring (true) or
-// non-blocking reads and writes through Go's poller (false). Without this option the
-// environment variable WINTUN_ENGINE decides ("uring" or "poll"), and the poll engine
-// is the default. Where io_uring is not allowed (a seccomp profile, the
-// io_uring_disabled sysctl, a kernel before 6.7) a session that asked for it uses the
-// poll engine and logs why. io_uring costs less CPU per small packet and wakes the
-// application sooner, but keeps one OS thread per session waiting in the kernel, and
-// with it one of Go's processors until the runtime takes it back (other goroutines of
-// a busy program may wait); the poll engine moves TCP faster and keeps neither. Ignored on Windows, whose
-// driver shares the rings with the application itself.
+// WithIOUring chooses how a Linux session talks to the kernel. By default it reads
+// through Go's poller (non-blocking reads, no thread kept waiting) and writes with
+// io_uring, the writes of a bundle in one system call. WithIOUring(true) reads with
+// io_uring too: a multishot read, less CPU per small packet, at the price of one OS
+// thread per session waiting in the kernel, and with it one of Go's processors until
+// the runtime takes it back (other goroutines of a busy program may wait).
+// WithIOUring(false) uses no io_uring: a read and a write system call per packet.
+// Without this option the environment variable WINTUN_ENGINE decides ("uring" or
+// "poll"; anything else is the default). Where io_uring is not allowed (a seccomp
+// profile, the io_uring_disabled sysctl, an old kernel) a session uses the poll
+// engine and logs why. Ignored on Windows, whose driver shares the rings with the
+// application itself.
 func WithIOUring(on bool) SessionOption { return func(s *sessionConfig) { s.uring = &on } }
 
 // WithCoalescing sets whether a Linux session coalesces runs of consecutive TCP

@@ -14,52 +14,98 @@ import (
 // plain session; the writer turns what the application commits to the send ring into
 // writes for the engine, coalescing runs of segments into super-packets.
 
-// engine is the kernel-facing half of a session: it moves bytes between the session's
-// tun queue and the pump, one packet per read or write, and knows nothing of rings or
-// of what the packets hold.
-type engine interface {
+// engine is the kernel-facing half of a session: a reader and a sender that move
+// bytes between the session's tun queue and the pump, one packet per read or write,
+// and know nothing of rings or of what the packets hold.
+type engine struct {
+	reader
+	sender
+}
+
+type reader interface {
 	// receive reads from the queue, handing what it reads to rc, until stop is
 	// called or the queue fails; the error says why it returned and is ignored once
 	// the session is ending.
 	receive(rc *receiver) error
 	// stop makes receive return; the session calls it once, as it starts ending.
 	stop()
+	close()
+}
+
+type sender interface {
 	// send makes the writes of units in order, sets each one's err, and returns how
 	// many it made: all of them, unless the queue can take no more (the session is
 	// ending, or the device is gone), which the error then says.
 	send(units []sendUnit) (int, error)
-	// close releases the engine once receive and send have returned for good.
 	close()
 }
 
-// newEngine returns the engine for the session's tun queue: io_uring
-// when the session asks for it and the system allows it, else poll. The io_uring
-// engine reads and writes every packet with its virtio_net_hdr. Where io_uring is not
-// allowed (seccomp, the io_uring_disabled sysctl, kernels before 6.7) the session
-// falls back to the poll engine and logs why.
+// close releases the engine once receive and send have returned for good.
+func (e engine) close() {
+	e.reader.close()
+	e.sender.close()
+}
+
+// newEngine returns the engine for the session's tun queue. By default it reads
+// through Go's poller, which keeps no thread waiting, and writes with io_uring, a
+// plan's writes per system call; WithIOUring(true) or WINTUN_ENGINE=uring reads with
+// io_uring too, and WithIOUring(false) or WINTUN_ENGINE=poll uses no io_uring. Where
+// io_uring is not allowed (seccomp, the io_uring_disabled sysctl, old kernels) the
+// session uses the poll engine and logs why: as a warning if it asked for io_uring.
 func newEngine(s *Session, cfg *sessionConfig) engine {
-	if !engineUring(cfg) {
-		return &pollEngine{conn: s.conn}
+	poll := engine{&pollReader{conn: s.conn}, &pollSender{conn: s.conn}}
+	mode := engineMode(cfg)
+	if mode == enginePoll {
+		return poll
 	}
-	if !s.vnetHdr {
-		logWarn("wintun: io_uring engine needs a queue with IFF_VNET_HDR; using the poll engine", "adapter", s.adapter.name)
-		return &pollEngine{conn: s.conn}
-	}
-	e, err := newUringEngine(s.conn, s.adapter.name)
+	us, err := newUringSender(s.conn)
 	if err != nil {
-		logWarn("wintun: io_uring not available; using the poll engine", "adapter", s.adapter.name, "err", err)
-		return &pollEngine{conn: s.conn}
+		log := logWarn
+		if mode == engineDefault {
+			log = logInfo
+		}
+		log("wintun: io_uring not available; using the poll engine", "adapter", s.adapter.name, "err", err)
+		return poll
+	}
+	e := engine{poll.reader, us}
+	switch {
+	case mode != engineUring:
+	case !s.vnetHdr: // the io_uring reader reads every packet with its virtio_net_hdr
+		logWarn("wintun: the io_uring reader needs a queue with IFF_VNET_HDR; reading through the poller", "adapter", s.adapter.name)
+	default:
+		ur, err := newUringReader(s.conn, s.adapter.name)
+		if err != nil {
+			logWarn("wintun: io_uring reads not available; reading through the poller", "adapter", s.adapter.name, "err", err)
+			break
+		}
+		e.reader = ur
 	}
 	return e
 }
 
-// engineUring reports whether a session should try io_uring: WithIOUring, or else the
+// The engines a session may ask for.
+const (
+	engineDefault = iota // poll reads, io_uring writes
+	enginePoll
+	engineUring
+)
+
+// engineMode says which engine a session asks for: WithIOUring, or else the
 // environment.
-func engineUring(cfg *sessionConfig) bool {
-	if cfg.uring != nil {
-		return *cfg.uring
+func engineMode(cfg *sessionConfig) int {
+	switch {
+	case cfg.uring != nil && *cfg.uring:
+		return engineUring
+	case cfg.uring != nil:
+		return enginePoll
 	}
-	return os.Getenv("WINTUN_ENGINE") == "uring"
+	switch os.Getenv("WINTUN_ENGINE") {
+	case "uring":
+		return engineUring
+	case "poll":
+		return enginePoll
+	}
+	return engineDefault
 }
 
 // receiveBundle is how many packets the poll engine reads from the kernel before the
@@ -493,4 +539,3 @@ func (w *writer) sent(p []byte) {
 		w.s.capture.CapturePacket(Sent, time.Now(), p)
 	}
 }
-
