@@ -100,7 +100,7 @@ func main() {
 	reps := flag.Int("reps", 3, "repetitions of every measurement (the median is reported)")
 	secs := flag.Int("t", 5, "seconds per iperf3 run")
 	pings := flag.Int("pings", 1000, "pings per latency run, 1 ms apart")
-	fwds := flag.String("forwarders", "veth,direct,wintun,wintun-batch,wintun-mq,wintun+uring,wintun-batch+uring,wireguard-go,water,wg/wireguard-go,wg/wintun,wg/wireguard-go-daemon,wg/wireguard-wintun", "forwarders to measure, comma-separated")
+	fwds := flag.String("forwarders", "veth,direct,wintun,wintun-batch,wintun-mq,wintun+poll,wintun+uring,wintun-batch+poll,wintun-batch+uring,wireguard-go,water,wg/wireguard-go,wg/wintun,wg/wireguard-go-daemon,wg/wireguard-wintun", "forwarders to measure, comma-separated")
 	wls := flag.String("workloads", "tcp1,tcp4,udp1400,udp64,ping,pingload", "workloads, comma-separated")
 	out := flag.String("json", "bench-results.json", "write all samples and medians to this file")
 	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of each forwarder process to `dir`/FORWARDER.pprof (the last repetition's)")
@@ -261,14 +261,12 @@ func measure(res *results, fwd string, workloads []workload, secs, pings int) er
 		}
 		defer run("ip", "-n", nsA, "link", "del", dev)
 	} else {
-		// A "+uring" suffix runs the same forwarder with the io_uring engine; without
-		// it, this library's forwarders use the poll engine.
-		impl, uring := strings.CutSuffix(fwd, "+uring")
+		// A suffix such as "+poll" or "+uring" runs the same forwarder with that
+		// engine (WINTUN_ENGINE); without one, this library's forwarders run the
+		// default engine.
+		impl, engine, _ := strings.Cut(fwd, "+")
 		fproc := exec.Command(self, "forward", impl, dev+"a", dev+"b", "/run/netns/"+nsA, "/run/netns/"+nsB)
-		fproc.Env = append(os.Environ(), "WINTUN_ENGINE=poll")
-		if uring {
-			fproc.Env = append(os.Environ(), "WINTUN_ENGINE=uring")
-		}
+		fproc.Env = append(os.Environ(), "WINTUN_ENGINE="+engine)
 		if profileDir != "" {
 			fproc.Env = append(fproc.Env, "BENCH_CPUPROFILE="+filepath.Join(profileDir, fwd+".pprof"))
 		}
