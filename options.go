@@ -112,9 +112,10 @@ func WithIOUring(on bool) SessionOption { return func(s *sessionConfig) { s.urin
 // on by default; without this option the environment can switch them off
 // (WINTUN_COALESCE_TCP=0, WINTUN_COALESCE_UDP=0, or WINTUN_OFFLOAD=0 for every
 // offload), for kernels known to mishandle such writes (UDP super-packets broke VXLAN
-// and Geneve before Linux 6.8.5). A kernel that refuses a coalesced write (EINVAL)
-// switches that protocol off for the session by itself, and the packets of the refused
-// write go out one by one. No effect with WithGSO (the application's super-packets pass
+// and Geneve before Linux 6.8.5). A kernel that refuses the first coalesced write of a
+// protocol (EINVAL) switches that protocol off for the session by itself, and the
+// packets of the refused write go out one by one; once the kernel has taken one, a
+// refused coalesced write counts its packets in Stats.SendErrors. No effect with WithGSO (the application's super-packets pass
 // as they are), with offloads off, or on Windows.
 func WithCoalescing(tcp, udp bool) SessionOption {
 	return func(s *sessionConfig) { s.coalesceTCP, s.coalesceUDP = &tcp, &udp }
