@@ -166,51 +166,18 @@ func TCPRun(pkts [][]byte) int {
 	return n
 }
 
-// CoalesceTCP writes the virtio_net_hdr into hdr and the super-packet made of the
-// packets of a TCPRun into dst (which must hold MaxCoalesced bytes), and returns the
-// super-packet's length. The TCP checksum is left partial, for the kernel to finish
-// or to trust.
-func CoalesceTCP(pkts [][]byte, hdr, dst []byte) int {
-	first := pkts[0]
-	ipLen, tcpLen, mss, _ := tcpInfo(first)
-	hl := ipLen + tcpLen
-	n := copy(dst, first)
-	for _, q := range pkts[1:] {
-		n += copy(dst[n:], q[hl:])
-	}
-	if last := pkts[len(pkts)-1]; last[ipLen+13]&tcpPSH != 0 {
-		dst[ipLen+13] |= tcpPSH
-	}
-	typ := uint8(GSOTCPv6)
-	if ipLen == 20 {
-		typ = GSOTCPv4
-		binary.BigEndian.PutUint16(dst[2:], uint16(n))
-		dst[10], dst[11] = 0, 0
-		binary.BigEndian.PutUint16(dst[10:], Checksum(dst[:20], 0))
-	} else {
-		binary.BigEndian.PutUint16(dst[4:], uint16(n-40))
-	}
-	// A partial checksum holds the folded pseudo-header sum, not complemented.
-	binary.BigEndian.PutUint16(dst[ipLen+16:], ^Checksum(nil, pseudoHeaderSum(dst, protoTCP)+uint64(n-ipLen)))
-	hdr[0] = FlagNeedsCsum
-	hdr[1] = typ
-	binary.NativeEndian.PutUint16(hdr[2:], uint16(hl))
-	binary.NativeEndian.PutUint16(hdr[4:], uint16(mss))
-	binary.NativeEndian.PutUint16(hdr[6:], uint16(ipLen))
-	binary.NativeEndian.PutUint16(hdr[8:], 16)
-	return n
-}
-
 // MaxCoalescedHeaders is the size of hdr that CoalesceTCPHeaders and
 // CoalesceUDPHeaders need: the longest IP and L4 header of a run that TCPRun or UDPRun
 // accepts, an IPv6 header and a TCP header full of options.
 const MaxCoalescedHeaders = 40 + 60
 
-// CoalesceTCPHeaders is CoalesceTCP without the copy: it writes the virtio_net_hdr
-// into vnet and the super-packet's IP and TCP headers into hdr, and returns their
-// length hl, which is also where the payload starts in every packet of the run. The
-// super-packet is hdr[:hl] followed by pkts[i][hl:] for each packet in order, so a
-// caller can hand vnet, the headers and the payloads to writev where they lie.
+// CoalesceTCPHeaders makes the packets of a TCPRun one super-packet without copying
+// them: it writes the virtio_net_hdr into vnet and the super-packet's IP and TCP
+// headers into hdr, and returns their length hl, which is also where the payload
+// starts in every packet of the run. The super-packet is hdr[:hl] followed by
+// pkts[i][hl:] for each packet in order, so a caller can hand vnet, the headers and
+// the payloads to writev where they lie. The TCP checksum is left partial, for the
+// kernel to finish or to trust.
 func CoalesceTCPHeaders(pkts [][]byte, vnet, hdr []byte) (hl int) {
 	first := pkts[0]
 	ipLen, tcpLen, mss, _ := tcpInfo(first)
@@ -232,8 +199,8 @@ func CoalesceTCPHeaders(pkts [][]byte, vnet, hdr []byte) (hl int) {
 	return hl
 }
 
-// CoalesceUDPHeaders is CoalesceTCPHeaders for a UDPRun, as CoalesceUDP is for
-// CoalesceTCP.
+// CoalesceUDPHeaders is CoalesceTCPHeaders for a UDPRun: the super-packet's UDP
+// length covers all of it and its checksum is left partial.
 func CoalesceUDPHeaders(pkts [][]byte, vnet, hdr []byte) (hl int) {
 	first := pkts[0]
 	ipLen, size, _ := udpInfo(first)
@@ -326,33 +293,5 @@ func UDPRun(pkts [][]byte) int {
 			break // a short datagram ends the run
 		}
 	}
-	return n
-}
-
-// CoalesceUDP is CoalesceTCP for a UDPRun: the super-packet's UDP length covers all
-// of it and its checksum is left partial.
-func CoalesceUDP(pkts [][]byte, hdr, dst []byte) int {
-	first := pkts[0]
-	ipLen, size, _ := udpInfo(first)
-	hl := ipLen + 8
-	n := copy(dst, first)
-	for _, q := range pkts[1:] {
-		n += copy(dst[n:], q[hl:])
-	}
-	if ipLen == 20 {
-		binary.BigEndian.PutUint16(dst[2:], uint16(n))
-		dst[10], dst[11] = 0, 0
-		binary.BigEndian.PutUint16(dst[10:], Checksum(dst[:20], 0))
-	} else {
-		binary.BigEndian.PutUint16(dst[4:], uint16(n-40))
-	}
-	binary.BigEndian.PutUint16(dst[ipLen+4:], uint16(n-ipLen))
-	binary.BigEndian.PutUint16(dst[ipLen+6:], ^Checksum(nil, pseudoHeaderSum(dst, protoUDP)+uint64(n-ipLen)))
-	hdr[0] = FlagNeedsCsum
-	hdr[1] = GSOUDPL4
-	binary.NativeEndian.PutUint16(hdr[2:], uint16(hl))
-	binary.NativeEndian.PutUint16(hdr[4:], uint16(size))
-	binary.NativeEndian.PutUint16(hdr[6:], uint16(ipLen))
-	binary.NativeEndian.PutUint16(hdr[8:], 6)
 	return n
 }

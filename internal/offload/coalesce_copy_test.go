@@ -1,0 +1,69 @@
+package offload
+
+import "encoding/binary"
+
+// The copying coalescers: the reference that CoalesceTCPHeaders and
+// CoalesceUDPHeaders are tested against (the super-packet in one buffer).
+
+// CoalesceTCP writes the virtio_net_hdr into hdr and the super-packet made of the
+// packets of a TCPRun into dst (which must hold MaxCoalesced bytes), and returns the
+// super-packet's length. The TCP checksum is left partial, for the kernel to finish
+// or to trust.
+func CoalesceTCP(pkts [][]byte, hdr, dst []byte) int {
+	first := pkts[0]
+	ipLen, tcpLen, mss, _ := tcpInfo(first)
+	hl := ipLen + tcpLen
+	n := copy(dst, first)
+	for _, q := range pkts[1:] {
+		n += copy(dst[n:], q[hl:])
+	}
+	if last := pkts[len(pkts)-1]; last[ipLen+13]&tcpPSH != 0 {
+		dst[ipLen+13] |= tcpPSH
+	}
+	typ := uint8(GSOTCPv6)
+	if ipLen == 20 {
+		typ = GSOTCPv4
+		binary.BigEndian.PutUint16(dst[2:], uint16(n))
+		dst[10], dst[11] = 0, 0
+		binary.BigEndian.PutUint16(dst[10:], Checksum(dst[:20], 0))
+	} else {
+		binary.BigEndian.PutUint16(dst[4:], uint16(n-40))
+	}
+	// A partial checksum holds the folded pseudo-header sum, not complemented.
+	binary.BigEndian.PutUint16(dst[ipLen+16:], ^Checksum(nil, pseudoHeaderSum(dst, protoTCP)+uint64(n-ipLen)))
+	hdr[0] = FlagNeedsCsum
+	hdr[1] = typ
+	binary.NativeEndian.PutUint16(hdr[2:], uint16(hl))
+	binary.NativeEndian.PutUint16(hdr[4:], uint16(mss))
+	binary.NativeEndian.PutUint16(hdr[6:], uint16(ipLen))
+	binary.NativeEndian.PutUint16(hdr[8:], 16)
+	return n
+}
+
+// CoalesceUDP is CoalesceTCP for a UDPRun: the super-packet's UDP length covers all
+// of it and its checksum is left partial.
+func CoalesceUDP(pkts [][]byte, hdr, dst []byte) int {
+	first := pkts[0]
+	ipLen, size, _ := udpInfo(first)
+	hl := ipLen + 8
+	n := copy(dst, first)
+	for _, q := range pkts[1:] {
+		n += copy(dst[n:], q[hl:])
+	}
+	if ipLen == 20 {
+		binary.BigEndian.PutUint16(dst[2:], uint16(n))
+		dst[10], dst[11] = 0, 0
+		binary.BigEndian.PutUint16(dst[10:], Checksum(dst[:20], 0))
+	} else {
+		binary.BigEndian.PutUint16(dst[4:], uint16(n-40))
+	}
+	binary.BigEndian.PutUint16(dst[ipLen+4:], uint16(n-ipLen))
+	binary.BigEndian.PutUint16(dst[ipLen+6:], ^Checksum(nil, pseudoHeaderSum(dst, protoUDP)+uint64(n-ipLen)))
+	hdr[0] = FlagNeedsCsum
+	hdr[1] = GSOUDPL4
+	binary.NativeEndian.PutUint16(hdr[2:], uint16(hl))
+	binary.NativeEndian.PutUint16(hdr[4:], uint16(size))
+	binary.NativeEndian.PutUint16(hdr[6:], uint16(ipLen))
+	binary.NativeEndian.PutUint16(hdr[8:], 6)
+	return n
+}
