@@ -103,17 +103,11 @@ func forwardMain(impl, nameA, nameB, nsA, nsB string) error {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	if path := os.Getenv("BENCH_CPUPROFILE"); path != "" {
-		f, err := os.Create(path)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	stopProfile, err := startProfile()
+	if err != nil {
+		return err
 	}
+	defer stopProfile()
 	fmt.Println("ready")
 	<-sig
 	close(stop)
@@ -293,4 +287,22 @@ func waterPump(from, to *water.Interface) pump {
 			c.Packets.Add(1)
 		}
 	}
+}
+
+// startProfile starts a CPU profile of this process into the file BENCH_CPUPROFILE
+// names, if it names one.
+func startProfile() (stop func(), err error) {
+	path := os.Getenv("BENCH_CPUPROFILE")
+	if path == "" {
+		return func() {}, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
 }

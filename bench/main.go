@@ -103,7 +103,7 @@ func main() {
 	fwds := flag.String("forwarders", "veth,direct,wintun,wintun-batch,wintun-mq,wintun+poll,wintun+uring,wintun-batch+poll,wintun-batch+uring,wireguard-go,water,wg/wireguard-go,wg/wintun,wg/wireguard-go-daemon,wg/wireguard-wintun", "forwarders to measure, comma-separated")
 	wls := flag.String("workloads", "tcp1,tcp4,udp1400,udp64,ping,pingload", "workloads, comma-separated")
 	out := flag.String("json", "bench-results.json", "write all samples and medians to this file")
-	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of each forwarder process to `dir`/FORWARDER.pprof (the last repetition's)")
+	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of each forwarder process, and of one in-process WireGuard peer, to `dir`/FORWARDER.pprof (the last repetition's)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
 		fatal(errors.New("needs root (network namespaces and tun devices)"))
@@ -239,7 +239,11 @@ func measure(res *results, fwd string, workloads []workload, secs, pings int) er
 				}
 			}
 		} else {
-			if err := start(exec.Command("ip", "netns", "exec", nsA, self, "wgpeer", impl, privA, pubB, underlayB, tunnelB+"/32")); err != nil {
+			peerA := exec.Command("ip", "netns", "exec", nsA, self, "wgpeer", impl, privA, pubB, underlayB, tunnelB+"/32")
+			if profileDir != "" { // one side's profile: both sides run the same code
+				peerA.Env = append(os.Environ(), "BENCH_CPUPROFILE="+filepath.Join(profileDir, strings.ReplaceAll(fwd, "/", "-")+".pprof"))
+			}
+			if err := start(peerA); err != nil {
 				return err
 			}
 			if err := start(exec.Command("ip", "netns", "exec", nsB, self, "wgpeer", impl, privB, pubA, underlayA, tunnelA+"/32")); err != nil {

@@ -74,8 +74,13 @@ func wgPeerMain(impl, priv, peerPub, endpoint, allowed string) error {
 	}
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	stopProfile, err := startProfile()
+	if err != nil {
+		return err
+	}
 	fmt.Println("ready")
 	<-sig
+	stopProfile()
 	fmt.Println(`{"packets":0,"drops":0}`)
 	return nil
 }
