@@ -22,8 +22,9 @@ import (
 // envPrivateMounts marks the test binary that runs in the private mount namespace.
 const envPrivateMounts = "WG_WINTUN_TEST_PRIVATE_MOUNTS"
 
-// privateSocketDir is nil once socketDir is a private tmpfs, otherwise why it is not.
-var privateSocketDir = errors.New("not yet set up")
+// errSocketDirShared is nil once socketDir is a private tmpfs, otherwise why it is
+// not.
+var errSocketDirShared = errors.New("not yet set up")
 
 func TestMain(m *testing.M) {
 	if os.Getenv(envPrivateMounts) == "" {
@@ -33,10 +34,10 @@ func TestMain(m *testing.M) {
 		}
 		// Without the privilege to make a mount namespace, the tests that need one
 		// skip (or fail in CI), as they do without the one to make network namespaces.
-		privateSocketDir = err
+		errSocketDirShared = err
 	} else {
 		os.Unsetenv(envPrivateMounts)
-		privateSocketDir = mountSocketDir()
+		errSocketDirShared = mountSocketDir()
 	}
 	os.Exit(m.Run())
 }
@@ -94,10 +95,10 @@ func mountSocketDir() error {
 // unless socketDir is the private tmpfs TestMain set up.
 func needPrivateSocketDir(t *testing.T) {
 	t.Helper()
-	if privateSocketDir == nil {
+	if errSocketDirShared == nil {
 		return
 	}
-	why := fmt.Sprintf("%s is not private to the test: %v", socketDir, privateSocketDir)
+	why := fmt.Sprintf("%s is not private to the test: %v", socketDir, errSocketDirShared)
 	if os.Getenv("WINTUN_REQUIRE_PRIVILEGED") == "1" {
 		t.Fatal(why + " (WINTUN_REQUIRE_PRIVILEGED=1 makes this skip a failure)")
 	}
