@@ -2,9 +2,10 @@
 
 // Package uring is the small part of io_uring that the sessions use: a ring, its
 // submission and completion queues, multishot reads into a provided buffer ring, and a
-// wait for completions with a timeout. All memory the kernel reads
-// or writes asynchronously is mmap'd, never Go heap memory, and user_data carries
-// indices, not pointers.
+// wait for completions with a timeout. The rings and the buffers that the kernel fills
+// while nobody waits are mmap'd; writes may name Go memory (iovecs and what they point
+// to), since their caller waits for their completions, while it keeps that memory
+// reachable, and Go's heap does not move. user_data carries indices, not pointers.
 package uring
 
 import (
@@ -27,6 +28,9 @@ const (
 	OpReadMultishot = 49
 
 	sqeBufferSelect = 1 << 5
+	// SQELink links an entry to the next: that one starts only once this one has
+	// succeeded, and fails with ECANCELED otherwise.
+	SQELink = 1 << 2
 
 	CQEFBuffer = 1 << 0
 	CQEFMore   = 1 << 1
@@ -40,6 +44,7 @@ const (
 	setupCQSize    = 1 << 3
 	sqCQOverflow   = 1 << 1
 
+	registerProbe     = 8
 	registerPbufRing  = 22
 	featSingleMmap    = 1 << 0
 	pbufRingMmapAlign = 4096
@@ -157,6 +162,23 @@ func (r *Ring) Close() error {
 		r.fd = -1
 	}
 	return nil
+}
+
+// Supports reports whether the kernel knows opcode op.
+func (r *Ring) Supports(op uint8) bool {
+	var probe struct { // struct io_uring_probe with room for every opcode
+		lastOp, opsLen uint8
+		_              uint16
+		_              [3]uint32
+		ops            [256]struct {
+			op    uint8
+			_     uint8
+			flags uint16 // IO_URING_OP_SUPPORTED
+			_     uint32
+		}
+	}
+	_, _, errno := unix.Syscall6(unix.SYS_IO_URING_REGISTER, uintptr(r.fd), registerProbe, uintptr(unsafe.Pointer(&probe)), uintptr(len(probe.ops)), 0, 0)
+	return errno == 0 && op <= probe.lastOp && probe.ops[op].flags&1 != 0
 }
 
 // SQE returns the next free submission entry, zeroed, or nil when the queue is full.

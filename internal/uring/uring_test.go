@@ -107,3 +107,21 @@ func TestWaitTimeoutAndPoll(t *testing.T) {
 		t.Errorf("%d completions, want 1", n)
 	}
 }
+
+// TestSupports asks the kernel which opcodes it knows: this package's own, on the
+// kernels the project runs on, and not one past the last the kernel reports.
+func TestSupports(t *testing.T) {
+	r, err := New(4, 0)
+	if err != nil {
+		t.Skip(err) // io_uring not allowed here: nothing to probe
+	}
+	defer r.Close()
+	for _, op := range []uint8{OpNop, OpWritev, OpPollAdd, OpReadMultishot} {
+		if !r.Supports(op) {
+			t.Errorf("opcode %d not supported", op)
+		}
+	}
+	if r.Supports(255) {
+		t.Error("opcode 255 supported")
+	}
+}
