@@ -1,6 +1,7 @@
 package wintun
 
 import (
+	"errors"
 	"fmt"
 	"runtime"
 	"sync/atomic"
@@ -45,6 +46,10 @@ func newUringReader(conn syscall.RawConn, name string) (*uringReader, error) {
 	r, err := uring.New(8, 256)
 	if err != nil {
 		return nil, err
+	}
+	if !r.Supports(uring.OpReadMultishot) { // before Linux 6.7
+		r.Close()
+		return nil, fmt.Errorf("%w: no multishot read", uring.ErrUnsupported)
 	}
 	u := &uringReader{conn: conn, name: name, ring: r, efd: -1}
 	if u.bufs, err = r.RegisterBufRing(0, uringBufCount, uringBufSize); err != nil {
@@ -222,19 +227,48 @@ func newUringSender(conn syscall.RawConn) (*uringSender, error) {
 func (w *uringSender) close() { w.ring.Close() }
 
 func (w *uringSender) send(units []sendUnit) (int, error) {
-	var err error
-	if cerr := w.conn.Control(func(fd uintptr) { err = w.submit(int32(fd), units) }); cerr != nil {
-		return 0, cerr // the session closed the file
+	made := 0
+	for made < len(units) {
+		var n int
+		var err error
+		if cerr := w.conn.Control(func(fd uintptr) { n, err = w.submit(int32(fd), units[made:]) }); cerr != nil {
+			return made, cerr // the session closed the file
+		}
+		made += n
+		switch {
+		case err == unix.EAGAIN:
+			// The queue's send buffer is full: wait until it takes more, as the poll
+			// sender does, then go on from the write it refused.
+			waited := false
+			werr := w.conn.Write(func(uintptr) bool {
+				if waited {
+					return true
+				}
+				waited = true
+				return false // wait for the queue to become writable
+			})
+			if werr != nil {
+				return made, werr
+			}
+		case err != nil:
+			return made, err
+		}
 	}
-	if err != nil {
-		return 0, err
-	}
-	return len(units), nil
+	return made, nil
 }
 
-// submit writes units through the tun queue fd, which the caller holds open.
-func (w *uringSender) submit(fd int32, units []sendUnit) error {
-	// The kernel reads the iovec arrays when it runs the writes: they must not move.
+// errPending marks a unit whose write has not completed.
+var errPending = errors.New("wintun: write pending")
+
+// submit writes units, in order, through the tun queue fd, which the caller holds
+// open, and returns how many it made. The writes are linked: one that fails cancels
+// those after it, so that none of them runs out of order; submit returns at the first
+// canceled one, and at one that the kernel refused for want of room (EAGAIN) or
+// because the device is gone (EBADFD), with that error. A write that failed otherwise
+// is made, with its error.
+func (w *uringSender) submit(fd int32, units []sendUnit) (int, error) {
+	// The kernel reads the iovec arrays when it runs the writes: they must not move
+	// before the writes complete, which submit waits for.
 	total := 0
 	for _, u := range units {
 		total += len(u.iov)
@@ -243,6 +277,7 @@ func (w *uringSender) submit(fd int32, units []sendUnit) error {
 		w.iovs = make([]unix.Iovec, 0, total)
 	}
 	w.iovs = w.iovs[:0]
+	var last *uring.SQE
 	queued := 0
 	for i := range units {
 		u := &units[i]
@@ -250,26 +285,46 @@ func (w *uringSender) submit(fd int32, units []sendUnit) error {
 		if u.iov == nil {
 			continue
 		}
+		sqe := w.ring.SQE()
+		if sqe == nil {
+			units = units[:i] // the rest next time
+			break
+		}
+		u.err = errPending
 		start := len(w.iovs)
 		w.iovs = iovecs(w.iovs, u.iov)
-		sqe := w.ring.SQE()
 		sqe.Opcode, sqe.Fd, sqe.Off = uring.OpWritev, fd, ^uint64(0)
 		sqe.Addr, sqe.Len, sqe.UserData = uint64(uintptr(unsafe.Pointer(&w.iovs[start]))), uint32(len(w.iovs)-start), uint64(i)
+		sqe.Flags = uring.SQELink
+		last = sqe
 		queued++
 	}
-	var err error
+	if last != nil {
+		last.Flags = 0 // the chain ends here
+	}
+	var serr error
 	for done := 0; done < queued; {
-		if _, err = w.ring.Submit(uint32(queued - done)); err != nil {
-			return err
+		if _, serr = w.ring.Submit(uint32(queued - done)); serr != nil {
+			break
 		}
 		done += w.ring.Completions(func(c *uring.CQE) {
+			units[c.UserData].err = nil
 			if c.Res < 0 {
 				units[c.UserData].err = unix.Errno(-c.Res)
-				if c.Res == -int32(unix.EBADFD) {
-					err = unix.EBADFD
-				}
 			}
 		})
 	}
-	return err
+	for i := range units {
+		switch err := units[i].err; err {
+		case errPending:
+			return i, serr
+		case unix.ECANCELED:
+			units[i].err = nil
+			return i, nil
+		case unix.EAGAIN, unix.EBADFD:
+			units[i].err = nil
+			return i, err
+		}
+	}
+	return len(units), nil
 }
