@@ -15,8 +15,8 @@ import (
 // writes for the engine, coalescing runs of segments into super-packets.
 
 // engine is the kernel-facing half of a session: a reader and a sender that move
-// bytes between the session's tun queue and the pump, one packet per read or write,
-// and know nothing of rings or of what the packets hold.
+// bytes between the session's tun queue and the pump, a packet or super-packet per
+// read or write, and know nothing of rings or of what the packets hold.
 type engine struct {
 	reader
 	sender
@@ -115,7 +115,7 @@ const receiveBundle = 32
 // receiveLoop runs the engine's reader into the receive ring until the session ends,
 // then marks both rings' end of life.
 func (s *Session) receiveLoop() {
-	rc := receiver{s: s, r: s.rx.r, st: &s.adapter.stats}
+	rc := receiver{s: s, r: s.rx.r, st: &s.adapter.stats, readHead: readHeadMin}
 	err := s.eng.receive(&rc)
 	rc.publish()
 	cause := ErrSessionEnded
@@ -135,15 +135,16 @@ func (s *Session) receiveLoop() {
 // receiver is the producer side of the receive ring. A packet that does not fit is
 // dropped and counted: the kernel is never kept waiting.
 type receiver struct {
-	s      *Session
-	r      *ring
-	st     *stats
-	tail   uint32 // next free byte, published as Tail after each bundle
-	n      int    // packets written since the last publication
-	hdr    [GSOHeaderLen]byte
-	iov    [3][]byte
-	inRing int    // how many bytes of the current read go into the ring's free room
-	super  []byte // the rest of a read, or a super-packet being split
+	s        *Session
+	r        *ring
+	st       *stats
+	tail     uint32 // next free byte, published as Tail after each bundle
+	n        int    // packets written since the last publication
+	hdr      [GSOHeaderLen]byte
+	iov      [3][]byte
+	inRing   int    // how many bytes of the current read go into the ring's free room
+	readHead int    // how many a read may put there in a plain session: readHeadMin or more
+	super    []byte // the rest of a read, or a super-packet being split
 }
 
 // unpublished reports how many packets are in the ring but not yet visible.
@@ -171,13 +172,15 @@ func (rc *receiver) free() uint32 { return rc.r.free(atomic.LoadUint32(rc.r.head
 // receiver takes off: a plain session on a queue with IFF_VNET_HDR.
 func (rc *receiver) splitHeader() bool { return rc.s.vnetHdr && !rc.s.gso }
 
-// readHead is how much of a read goes straight into the receive ring in a plain
-// session on a queue with virtio_net_hdr (the common case), enough for an ordinary
-// packet at the usual MTUs; the rest of a longer packet goes to rc.super, from where a
-// super-packet is split into the ring (its head copied over first), and anything else
-// is copied in. That saves copying whole super-packets out of the ring before they are
-// split, at the price of copying readHead bytes.
-const readHead = 2048
+// readHeadMin is how much of a read goes straight into the receive ring, at first, in
+// a plain session on a queue with virtio_net_hdr (the common case): enough for an
+// ordinary packet at the usual MTUs. The rest of a longer packet goes to rc.super, from
+// where a super-packet is split into the ring (its head copied over first) and
+// anything else is copied in. That saves copying whole super-packets out of the ring
+// before they are split, at the price of copying the head. An ordinary packet longer
+// than the head (a jumbo MTU) makes the head that long from then on, so that such
+// packets too are read in place.
+const readHeadMin = 2048
 
 // readBuffers returns where the next read goes: as much as the queue's format allows
 // straight into the ring (the slack after the wrap point makes free room contiguous),
@@ -193,9 +196,9 @@ func (rc *receiver) readBuffers() [][]byte {
 	if rc.splitHeader() {
 		iov = append(iov, rc.hdr[:])
 		rc.inRing = 0
-		if free >= alignRecord(readHead) {
-			rc.inRing = readHead
-			iov = append(iov, room[:readHead])
+		if free >= alignRecord(uint32(rc.readHead)) {
+			rc.inRing = rc.readHead
+			iov = append(iov, room[:rc.readHead])
 		}
 		return append(iov, rc.super[rc.inRing:])
 	}
@@ -222,6 +225,9 @@ func (rc *receiver) readDone(n int) {
 	default:
 		copy(rc.super, rc.r.mem[ringHeaderSize+rc.tail+recordHeader:][:rc.inRing])
 		rc.place(rc.super[:n], h, false)
+		if h.GSOType == offload.GSONone && rc.inRing > 0 {
+			rc.readHead = max(rc.readHead, min(n, PacketSizeMax+1))
+		}
 	}
 }
 
