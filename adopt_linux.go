@@ -39,8 +39,8 @@ import (
 // header must have its default size, GSOHeaderLen bytes; another size
 // (TUNSETVNETHDRSZ) gives an error satisfying errors.Is(err, errors.ErrUnsupported).
 // Without IFF_VNET_HDR the queue moves ordinary packets only: WithGSO gives that
-// error, nothing is coalesced, and the poll engine runs even where WithIOUring asks
-// for io_uring, whose engine needs the header (logged).
+// error, nothing is coalesced, and the session reads through Go's poller even where
+// WithIOUring asks for io_uring reads, which need the header (logged).
 //
 // The session looks the device up through netlink: in the device's own network
 // namespace if the kernel tells which that is (TUNGETDEVNETNS needs CAP_NET_ADMIN),
@@ -54,9 +54,9 @@ import (
 // device's carrier is on; switching it needs CAP_NET_ADMIN, which an adopter often
 // lacks), and its addresses, routes and persistence, and End deletes nothing: it
 // closes the session's descriptor, which removes the device if that was the last
-// descriptor of a device that is not persistent. (With the io_uring engine the kernel
-// lets go of the queue once it has torn the engine's rings down, which it does
-// asynchronously, a moment after End returns.) The session belongs to no Adapter: its
+// descriptor of a device that is not persistent. (The kernel lets go of the queue once
+// it has torn the session's io_uring rings down, which it does asynchronously, a
+// moment after End returns.) The session belongs to no Adapter: its
 // statistics are its own.
 func AdoptSession(f *os.File, capacity uint32, opts ...SessionOption) (*Session, error) {
 	if err := checkCapacity(capacity); err != nil {
