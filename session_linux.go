@@ -237,8 +237,8 @@ func (s *Session) ReleaseReceivePacket(packet []byte) {
 // receives packets in the order they were allocated. A full ring gives
 // ErrBufferOverflow at once; the caller drops the packet or tries again later.
 func (s *Session) AllocateSendPacket(size int) ([]byte, error) {
-	if size < 1 || size > PacketSizeMax {
-		return nil, fmt.Errorf("wintun: invalid packet size %d: want 1 to %d", size, PacketSizeMax)
+	if err := checkSize(size); err != nil {
+		return nil, err
 	}
 	if err := s.err(); err != nil {
 		return nil, err
@@ -309,13 +309,8 @@ func (s *Session) ReleaseReceivePackets(packets [][]byte) {
 // len(sizes) with ErrBufferOverflow when the ring is full. Sizes are checked as in
 // AllocateSendPacket before anything is allocated.
 func (s *Session) AllocateSendPackets(sizes []int, packets [][]byte) (int, error) {
-	if len(packets) < len(sizes) {
-		return 0, fmt.Errorf("wintun: AllocateSendPackets: %d sizes but room for %d packets", len(sizes), len(packets))
-	}
-	for _, size := range sizes {
-		if size < 1 || size > PacketSizeMax {
-			return 0, fmt.Errorf("wintun: invalid packet size %d: want 1 to %d", size, PacketSizeMax)
-		}
+	if err := checkSizes(sizes, packets); err != nil {
+		return 0, err
 	}
 	if err := s.err(); err != nil {
 		return 0, err

@@ -143,8 +143,8 @@ func (s *Session) ReleaseReceivePacket(packet []byte) { s.g.release(packet) }
 // receives packets in the order they were allocated. A full ring gives
 // ErrBufferOverflow at once; the caller drops the packet or tries again later.
 func (s *Session) AllocateSendPacket(size int) ([]byte, error) {
-	if size < 1 || size > PacketSizeMax {
-		return nil, fmt.Errorf("wintun: invalid packet size %d: want 1 to %d", size, PacketSizeMax)
+	if err := checkSize(size); err != nil {
+		return nil, err
 	}
 	return s.g.allocate(size)
 }
@@ -171,13 +171,8 @@ func (s *Session) ReleaseReceivePackets(packets [][]byte) { s.g.releaseBatch(pac
 // AllocateSendPacket before anything is allocated. On Windows this is a loop over
 // AllocateSendPacket.
 func (s *Session) AllocateSendPackets(sizes []int, packets [][]byte) (int, error) {
-	if len(packets) < len(sizes) {
-		return 0, fmt.Errorf("wintun: AllocateSendPackets: %d sizes but room for %d packets", len(sizes), len(packets))
-	}
-	for _, size := range sizes {
-		if size < 1 || size > PacketSizeMax {
-			return 0, fmt.Errorf("wintun: invalid packet size %d: want 1 to %d", size, PacketSizeMax)
-		}
+	if err := checkSizes(sizes, packets); err != nil {
+		return 0, err
 	}
 	return s.g.allocateBatch(sizes, packets)
 }

@@ -26,3 +26,24 @@ func checkTunnelType(t string) error {
 	}
 	return nil
 }
+
+// checkSize applies AllocateSendPacket's check of a packet's size.
+func checkSize(size int) error {
+	if size < 1 || size > PacketSizeMax {
+		return fmt.Errorf("wintun: invalid packet size %d: want 1 to %d", size, PacketSizeMax)
+	}
+	return nil
+}
+
+// checkSizes applies AllocateSendPackets' checks before anything is allocated.
+func checkSizes(sizes []int, packets [][]byte) error {
+	if len(packets) < len(sizes) {
+		return fmt.Errorf("wintun: AllocateSendPackets: %d sizes but room for %d packets", len(sizes), len(packets))
+	}
+	for _, size := range sizes {
+		if err := checkSize(size); err != nil {
+			return err
+		}
+	}
+	return nil
+}
