@@ -34,3 +34,15 @@ func BenchmarkSplit(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkTCPRun verifies and matches a run of 44 segments of 1448 bytes, what a 64
+// KiB super-packet splits into: the checksums of every segment are verified.
+func BenchmarkTCPRun(b *testing.B) {
+	segs := benchSegments(44, 1448)
+	b.SetBytes(int64(len(segs) * len(segs[0])))
+	for b.Loop() {
+		if k := TCPRun(segs); k != len(segs) {
+			b.Fatalf("TCPRun = %d", k)
+		}
+	}
+}
