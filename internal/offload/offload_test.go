@@ -426,3 +426,139 @@ func BenchmarkChecksum(b *testing.B) {
 		})
 	}
 }
+
+// TestSplitChecksumsExact checks that every checksum Split writes is the one a full
+// recomputation over the finished segment gives, bit for bit, though Split derives them
+// from the super-packet's headers: with IPv4 options, IPv6 extension headers, TCP
+// options, all TCP flags, IDs and sequence numbers that wrap, odd sizes, with and
+// without a partial checksum. Then it adjusts payload and ID so that checksums come
+// out zero, where TCP and IPv4 write 0 and UDP all ones.
+func TestSplitChecksumsExact(t *testing.T) {
+	data := make([]byte, 4001)
+	for i := range data {
+		data[i] = byte(i*29 + i>>7)
+	}
+	type shape struct {
+		v6           bool
+		proto        byte
+		exts, tcpOpt bool
+		flags        byte
+		partial      bool
+		size, mss    int
+	}
+	var shapes []shape
+	for _, v6 := range []bool{false, true} {
+		for _, proto := range []byte{protoTCP, protoUDP} {
+			for _, exts := range []bool{false, true} {
+				for _, partial := range []bool{false, true} {
+					for _, sz := range [][2]int{{4001, 1000}, {2998, 999}, {1449, 1448}, {2896, 1448}} {
+						s := shape{v6, proto, exts, false, tcpACK, partial, sz[0], sz[1]}
+						shapes = append(shapes, s)
+						if proto == protoTCP {
+							shapes = append(shapes, shape{v6, proto, exts, true, 0xff, partial, sz[0], sz[1]},
+								shape{v6, proto, exts, true, tcpACK | tcpPSH | tcpFIN | tcpCWR, partial, sz[0], sz[1]})
+						}
+					}
+				}
+			}
+		}
+	}
+	for _, s := range shapes {
+		name := fmt.Sprintf("%+v", s)
+		src, dst := netip.MustParseAddr("10.0.0.1"), netip.MustParseAddr("10.0.0.2")
+		var exts []ext
+		if s.v6 {
+			src, dst = netip.MustParseAddr("fd00::1"), netip.MustParseAddr("fd00::2")
+			if s.exts {
+				exts = []ext{hopByHop(8), dstOpts(16)}
+			}
+		} else if s.exts {
+			exts = []ext{nops(12)}
+		}
+		var l4h []byte
+		if s.proto == protoTCP {
+			l4h = make([]byte, 20)
+			if s.tcpOpt {
+				l4h = bytes.Repeat([]byte{1}, 40) // NOPs
+				l4h[39] = 0
+			}
+			binary.BigEndian.PutUint16(l4h[0:], 40000)
+			binary.BigEndian.PutUint16(l4h[2:], 443)
+			binary.BigEndian.PutUint32(l4h[4:], 0xffffffff-2500) // wraps within the run
+			l4h[12] = byte(len(l4h)/4) << 4
+			l4h[13] = s.flags
+			binary.BigEndian.PutUint16(l4h[14:], 501)
+		} else {
+			l4h = make([]byte, 8)
+			binary.BigEndian.PutUint16(l4h[0:], 5000)
+			binary.BigEndian.PutUint16(l4h[2:], 6000)
+			binary.BigEndian.PutUint16(l4h[4:], uint16(8+s.size))
+		}
+		super, l4 := ipPacket(src, dst, 0xfffe, s.proto, exts, append(l4h, data[:s.size]...))
+		h := Header{GSOSize: uint16(s.mss), CsumStart: uint16(l4), CsumOffset: uint16(csumOffsetOf(s.proto))}
+		switch {
+		case s.proto == protoUDP:
+			h.GSOType = GSOUDPL4
+		case s.v6:
+			h.GSOType = GSOTCPv6
+		default:
+			h.GSOType = GSOTCPv4
+		}
+		if s.partial {
+			h.Flags = FlagNeedsCsum
+			withPartial(super, l4, s.proto, src, dst)
+		}
+		split := func() [][]byte {
+			var segs [][]byte
+			err := Split(bytes.Clone(super), h, func(n int) []byte { b := make([]byte, n); segs = append(segs, b); return b })
+			if err != nil || len(segs) != (s.size+s.mss-1)/s.mss {
+				t.Fatalf("%s: %d segments (%v)", name, len(segs), err)
+			}
+			for i, seg := range segs {
+				if err := checkSegment(seg, l4, s.proto, src, dst); err != nil {
+					t.Errorf("%s: segment %d: %v", name, i, err)
+				}
+				if !s.v6 {
+					hdr := bytes.Clone(seg[:l4])
+					hdr[10], hdr[11] = 0, 0
+					if got, want := binary.BigEndian.Uint16(seg[10:]), packet.Checksum(hdr, 0); got != want {
+						t.Errorf("%s: segment %d: IPv4 header checksum %#04x, want %#04x", name, i, got, want)
+					}
+				}
+				at := l4 + csumOffsetOf(s.proto)
+				l := bytes.Clone(seg[l4:])
+				l[at-l4], l[at-l4+1] = 0, 0
+				want := packet.Checksum(l, pseudo(src, dst, s.proto, len(l)))
+				if want == 0 && s.proto == protoUDP {
+					want = 0xffff
+				}
+				if got := binary.BigEndian.Uint16(seg[at:]); got != want {
+					t.Errorf("%s: segment %d: L4 checksum %#04x, want %#04x", name, i, got, want)
+				}
+			}
+			return segs
+		}
+		segs := split()
+		// Adding a checksum to a word its segment covers makes that checksum zero.
+		addTo := func(b []byte, c uint16) {
+			x := uint32(binary.BigEndian.Uint16(b)) + uint32(c)
+			binary.BigEndian.PutUint16(b, uint16(x&0xffff+x>>16))
+		}
+		hdrLen := l4 + len(l4h)
+		addTo(super[hdrLen:], binary.BigEndian.Uint16(segs[0][l4+csumOffsetOf(s.proto):]))
+		if !s.v6 {
+			addTo(super[4:], binary.BigEndian.Uint16(segs[0][10:]))
+		}
+		segs = split()
+		want := uint16(0) // TCP's zero stays
+		if s.proto == protoUDP {
+			want = 0xffff // UDP's zero would mean none
+		}
+		if c := binary.BigEndian.Uint16(segs[0][l4+csumOffsetOf(s.proto):]); c != want {
+			t.Errorf("%s: L4 checksum %#04x, want %#04x", name, c, want)
+		}
+		if !s.v6 && binary.BigEndian.Uint16(segs[0][10:]) != 0 {
+			t.Errorf("%s: IPv4 header checksum %#04x, want 0", name, binary.BigEndian.Uint16(segs[0][10:]))
+		}
+	}
+}
