@@ -2,8 +2,11 @@ package offload
 
 import (
 	"bytes"
+	"math/bits"
 	"math/rand/v2"
 	"testing"
+
+	"go.wintun.dev/wintun/internal/packet"
 )
 
 // TestCopyChecksum compares copyChecksum with copy and Checksum for every length up to
@@ -48,6 +51,57 @@ func TestCopyChecksum(t *testing.T) {
 					for _, sum := range []uint64{0, 1, 0xffff, 0x1fffe} {
 						if c, want := Checksum(nil, sum+got), Checksum(s, sum); c != want {
 							t.Fatalf("vector %v, %d bytes at alignment %d from %#x: %#04x, want %#04x", v, n, align, sum, c, want)
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestChecksumVector compares Checksum with internal/packet's plain one for every
+// length up to 300 and random longer ones, at all eight alignments, with and without
+// the vector loop; with it, the vector loop is also checked alone from 64 bytes on,
+// below the length from which Checksum takes it.
+func TestChecksumVector(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	buf := make([]byte, 70000)
+	for i := range buf {
+		buf[i] = byte(r.Uint32())
+	}
+	for i := 2000; i < 2600; i++ {
+		buf[i] = 0xff // long runs of ones carry in every word and lane
+	}
+	lengths := make([]int, 0, 343)
+	for n := 0; n <= 300; n++ {
+		lengths = append(lengths, n)
+	}
+	for range 40 {
+		lengths = append(lengths, r.IntN(65536))
+	}
+	lengths = append(lengths, 1500, 65535)
+	vector := useAVX2
+	defer func() { useAVX2 = vector }()
+	for _, v := range []bool{false, vector} {
+		useAVX2 = v
+		for _, n := range lengths {
+			for align := range 8 {
+				for _, start := range []int{align, 2000 + align} {
+					if start+n > len(buf) {
+						continue
+					}
+					b := buf[start : start+n]
+					for _, sum := range []uint64{0, 1, 0xffff, 0x1fffe} {
+						want := packet.Checksum(b, uint32(sum))
+						if c := Checksum(b, sum); c != want {
+							t.Fatalf("vector %v, %d bytes at %d from %#x: %#04x, want %#04x", v, n, start, sum, c, want)
+						}
+						if m := n &^ 63; v && m > 0 {
+							// The vector sum is of little-endian words, Checksum's of big-endian ones.
+							vsum := uint64(bits.ReverseBytes16(finish(sumAVX2(&b[0], m), 0, nil)))
+							if c := Checksum(b[m:], sum+vsum); c != want {
+								t.Fatalf("sumAVX2 of %d bytes at %d from %#x: %#04x, want %#04x", m, start, sum, c, want)
+							}
 						}
 					}
 				}
