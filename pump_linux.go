@@ -439,7 +439,7 @@ func (w *writer) prepare(head, tail uint32) error {
 		u := &w.units[len(w.units)-1]
 		u.pkts, u.after = w.pkts[i:i+k], w.afters[i+k-1]
 		i += k
-		if u.gso == unix.IPPROTO_TCP && !w.tcpProven || u.gso == unix.IPPROTO_UDP && !w.udpProven {
+		if w.probe(u.gso) {
 			break
 		}
 	}
@@ -491,6 +491,12 @@ func (w *writer) plan(pkts [][]byte) int {
 	return k
 }
 
+// probe reports whether a coalesced write of protocol gso would be a probe: the kernel
+// has not taken one of its kind yet.
+func (w *writer) probe(gso byte) bool {
+	return gso == unix.IPPROTO_TCP && !w.tcpProven || gso == unix.IPPROTO_UDP && !w.udpProven
+}
+
 // appendIov adds bufs to w.iovs and returns them as a unit's iov.
 func (w *writer) appendIov(bufs ...[]byte) [][]byte {
 	start := len(w.iovs)
@@ -506,8 +512,7 @@ func (w *writer) finish(head uint32, n int) (uint32, bool) {
 	for i := range w.units[:n] {
 		u := &w.units[i]
 		switch {
-		case u.err == unix.EINVAL && u.gso == unix.IPPROTO_TCP && !w.tcpProven,
-			u.err == unix.EINVAL && u.gso == unix.IPPROTO_UDP && !w.udpProven:
+		case u.err == unix.EINVAL && w.probe(u.gso):
 			logWarn("wintun: the kernel refused a coalesced write; coalescing off for this session",
 				"adapter", w.s.adapter.name, "udp", u.gso == unix.IPPROTO_UDP)
 			if u.gso == unix.IPPROTO_UDP {
