@@ -204,7 +204,7 @@ func Split(pkt []byte, h Header, emit func(size int) []byte) error {
 		if v4 {
 			binary.BigEndian.PutUint16(seg[2:], uint16(size))
 			binary.BigEndian.PutUint16(seg[4:], id+uint16(i))
-			binary.BigEndian.PutUint16(seg[10:], Checksum(nil, ipSum+uint64(size)+uint64(id+uint16(i))))
+			binary.BigEndian.PutUint16(seg[10:], Checksum(nil, ipSum+uint64(uint16(size))+uint64(id+uint16(i))))
 		} else {
 			binary.BigEndian.PutUint16(seg[4:], uint16(size-40))
 		}
