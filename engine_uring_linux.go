@@ -235,22 +235,7 @@ func (w *uringSender) send(units []sendUnit) (int, error) {
 			return made, cerr // the session closed the file
 		}
 		made += n
-		switch {
-		case err == unix.EAGAIN:
-			// The queue's send buffer is full: wait until it takes more, as the poll
-			// sender does, then go on from the write it refused.
-			waited := false
-			werr := w.conn.Write(func(uintptr) bool {
-				if waited {
-					return true
-				}
-				waited = true
-				return false // wait for the queue to become writable
-			})
-			if werr != nil {
-				return made, werr
-			}
-		case err != nil:
+		if err != nil {
 			return made, err
 		}
 	}
@@ -263,9 +248,9 @@ var errPending = errors.New("wintun: write pending")
 // submit writes units, in order, through the tun queue fd, which the caller holds
 // open, and returns how many it made. The writes are linked: one that fails cancels
 // those after it, so that none of them runs out of order; submit returns at the first
-// canceled one, and at one that the kernel refused for want of room (EAGAIN) or
-// because the device is gone (EBADFD), with that error. A write that failed otherwise
-// is made, with its error.
+// canceled one, and at one that failed because the device is gone (EBADFD), with that
+// error. A write that failed otherwise is made, with its error. (A tun queue never
+// answers EAGAIN here: io_uring waits for room itself, as a blocking write would.)
 func (w *uringSender) submit(fd int32, units []sendUnit) (int, error) {
 	// The kernel reads the iovec arrays when it runs the writes: they must not move
 	// before the writes complete, which submit waits for.
@@ -321,7 +306,7 @@ func (w *uringSender) submit(fd int32, units []sendUnit) (int, error) {
 		case unix.ECANCELED:
 			units[i].err = nil
 			return i, nil
-		case unix.EAGAIN, unix.EBADFD:
+		case unix.EBADFD:
 			units[i].err = nil
 			return i, err
 		}

@@ -10,22 +10,24 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestUringSenderWaitsForRoom gives the io_uring sender a pipe of one page, read
-// slowly, instead of a tun queue: the writes that find it full (EAGAIN) must wait for
-// room and go on in order, each made once, as the poll sender's do.
-func TestUringSenderWaitsForRoom(t *testing.T) {
+// TestUringSenderKeepsOrder gives the io_uring sender a non-blocking pipe of one page
+// instead of a tun queue, read while the writes go on: the writes that find it full
+// wait for room in the kernel, and every write must arrive once and in order.
+func TestUringSenderKeepsOrder(t *testing.T) {
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer r.Close()
 	defer w.Close()
-	if _, err := unix.FcntlInt(w.Fd(), unix.F_SETPIPE_SZ, 4096); err != nil {
-		t.Fatal(err)
-	}
-	conn, err := w.SyscallConn()
+	conn, err := w.SyscallConn() // not Fd(), which would make the pipe blocking
 	if err != nil {
 		t.Fatal(err)
+	}
+	var serr error
+	conn.Control(func(fd uintptr) { _, serr = unix.FcntlInt(fd, unix.F_SETPIPE_SZ, 4096) })
+	if serr != nil {
+		t.Fatal(serr)
 	}
 	s, err := newUringSender(conn)
 	if err != nil {
