@@ -13,22 +13,7 @@ import (
 // 200 and random longer ones, at all eight alignments of source and destination, with
 // and without the vector loop.
 func TestCopyChecksum(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	src := make([]byte, 70000)
-	for i := range src {
-		src[i] = byte(r.Uint32())
-	}
-	for i := 1000; i < 1100; i++ {
-		src[i] = 0xff // long runs of ones carry in every word
-	}
-	lengths := make([]int, 0, 241)
-	for n := 0; n <= 200; n++ {
-		lengths = append(lengths, n)
-	}
-	for range 40 {
-		lengths = append(lengths, r.IntN(65536))
-	}
-	lengths = append(lengths, 1448, 65535)
+	src, lengths := sumInputs(1, 1000, 100, 200, 1448)
 	vector := useAVX2
 	defer func() { useAVX2 = vector }()
 	for _, v := range []bool{false, vector} {
@@ -64,22 +49,7 @@ func TestCopyChecksum(t *testing.T) {
 // the vector loop; with it, the vector loop is also checked alone from 64 bytes on,
 // below the length from which Checksum takes it.
 func TestChecksumVector(t *testing.T) {
-	r := rand.New(rand.NewPCG(3, 4))
-	buf := make([]byte, 70000)
-	for i := range buf {
-		buf[i] = byte(r.Uint32())
-	}
-	for i := 2000; i < 2600; i++ {
-		buf[i] = 0xff // long runs of ones carry in every word and lane
-	}
-	lengths := make([]int, 0, 343)
-	for n := 0; n <= 300; n++ {
-		lengths = append(lengths, n)
-	}
-	for range 40 {
-		lengths = append(lengths, r.IntN(65536))
-	}
-	lengths = append(lengths, 1500, 65535)
+	buf, lengths := sumInputs(3, 2000, 600, 300, 1500)
 	vector := useAVX2
 	defer func() { useAVX2 = vector }()
 	for _, v := range []bool{false, vector} {
@@ -124,4 +94,25 @@ func TestSumAt(t *testing.T) {
 			t.Fatalf("cut at %d: %#04x, want %#04x", cut, got, want)
 		}
 	}
+}
+
+// sumInputs returns 70000 random bytes with a run of 0xff bytes (long runs of ones
+// carry in every word and lane) at ones for n bytes, and the lengths to test: every
+// one up to short, 40 random ones, typical and the longest.
+func sumInputs(seed uint64, ones, n, short, typical int) (buf []byte, lengths []int) {
+	r := rand.New(rand.NewPCG(seed, seed+1))
+	buf = make([]byte, 70000)
+	for i := range buf {
+		buf[i] = byte(r.Uint32())
+	}
+	for i := ones; i < ones+n; i++ {
+		buf[i] = 0xff
+	}
+	for l := 0; l <= short; l++ {
+		lengths = append(lengths, l)
+	}
+	for range 40 {
+		lengths = append(lengths, r.IntN(65536))
+	}
+	return buf, append(lengths, typical, 65535)
 }
