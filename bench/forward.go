@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -148,7 +149,7 @@ func wintunSide(name, ns string, queues int, opts ...wintun.SessionOption) (*win
 	}
 	var sessions []*wintun.Session
 	for i := 0; i < queues; i++ {
-		s, err := a.StartSession(0x800000, opts...)
+		s, err := a.StartSession(ringCap(), opts...)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -305,4 +306,13 @@ func startProfile() (stop func(), err error) {
 		return nil, err
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
+// ringCap is the ring capacity of this library's forwarders: BENCH_RING (bench -ring),
+// or 8 MiB, wireguard-go's choice on Windows.
+func ringCap() uint32 {
+	if v, err := strconv.ParseUint(os.Getenv("BENCH_RING"), 0, 32); err == nil {
+		return uint32(v)
+	}
+	return 0x800000
 }

@@ -79,6 +79,9 @@ type results struct {
 	Notes      []string                       `json:"notes"`
 }
 
+// ringSize is the ring capacity of this library's forwarders (-ring), or 0 for theirs.
+var ringSize uint
+
 // profileDir is where forwarders write CPU profiles (-cpuprofile), or empty.
 var profileDir string
 
@@ -103,6 +106,7 @@ func main() {
 	fwds := flag.String("forwarders", "veth,direct,wintun,wintun-batch,wintun-mq,wintun+poll,wintun+uring,wintun-batch+poll,wintun-batch+uring,wireguard-go,water,wg/wireguard-go,wg/wintun,wg/wireguard-go-daemon,wg/wireguard-wintun", "forwarders to measure, comma-separated")
 	wls := flag.String("workloads", "tcp1,tcp4,udp1400,udp64,ping,pingload", "workloads, comma-separated")
 	out := flag.String("json", "bench-results.json", "write all samples and medians to this file")
+	flag.UintVar(&ringSize, "ring", 0, "ring capacity of the wintun, wintun-batch and wintun-mq forwarders in `bytes` (a power of 2; default 8 MiB)")
 	flag.StringVar(&profileDir, "cpuprofile", "", "write a CPU profile of each forwarder process, and of one in-process WireGuard peer, to `dir`/FORWARDER.pprof (the last repetition's)")
 	flag.Parse()
 	if os.Geteuid() != 0 {
@@ -271,6 +275,9 @@ func measure(res *results, fwd string, workloads []workload, secs, pings int) er
 		impl, engine, _ := strings.Cut(fwd, "+")
 		fproc := exec.Command(self, "forward", impl, dev+"a", dev+"b", "/run/netns/"+nsA, "/run/netns/"+nsB)
 		fproc.Env = append(os.Environ(), "WINTUN_ENGINE="+engine)
+		if ringSize != 0 {
+			fproc.Env = append(fproc.Env, fmt.Sprintf("BENCH_RING=%d", ringSize))
+		}
 		if profileDir != "" {
 			fproc.Env = append(fproc.Env, "BENCH_CPUPROFILE="+filepath.Join(profileDir, fwd+".pprof"))
 		}
