@@ -23,20 +23,11 @@ func CoalesceTCP(pkts [][]byte, hdr, dst []byte) int {
 	typ := uint8(GSOTCPv6)
 	if ipLen == 20 {
 		typ = GSOTCPv4
-		binary.BigEndian.PutUint16(dst[2:], uint16(n))
-		dst[10], dst[11] = 0, 0
-		binary.BigEndian.PutUint16(dst[10:], Checksum(dst[:20], 0))
-	} else {
-		binary.BigEndian.PutUint16(dst[4:], uint16(n-40))
 	}
+	superIP(dst, ipLen, n)
 	// A partial checksum holds the folded pseudo-header sum, not complemented.
 	binary.BigEndian.PutUint16(dst[ipLen+16:], ^Checksum(nil, pseudoHeaderSum(dst, protoTCP)+uint64(n-ipLen)))
-	hdr[0] = FlagNeedsCsum
-	hdr[1] = typ
-	binary.NativeEndian.PutUint16(hdr[2:], uint16(hl))
-	binary.NativeEndian.PutUint16(hdr[4:], uint16(mss))
-	binary.NativeEndian.PutUint16(hdr[6:], uint16(ipLen))
-	binary.NativeEndian.PutUint16(hdr[8:], 16)
+	putVnet(hdr, typ, hl, mss, ipLen, 16)
 	return n
 }
 
@@ -50,20 +41,9 @@ func CoalesceUDP(pkts [][]byte, hdr, dst []byte) int {
 	for _, q := range pkts[1:] {
 		n += copy(dst[n:], q[hl:])
 	}
-	if ipLen == 20 {
-		binary.BigEndian.PutUint16(dst[2:], uint16(n))
-		dst[10], dst[11] = 0, 0
-		binary.BigEndian.PutUint16(dst[10:], Checksum(dst[:20], 0))
-	} else {
-		binary.BigEndian.PutUint16(dst[4:], uint16(n-40))
-	}
+	superIP(dst, ipLen, n)
 	binary.BigEndian.PutUint16(dst[ipLen+4:], uint16(n-ipLen))
 	binary.BigEndian.PutUint16(dst[ipLen+6:], ^Checksum(nil, pseudoHeaderSum(dst, protoUDP)+uint64(n-ipLen)))
-	hdr[0] = FlagNeedsCsum
-	hdr[1] = GSOUDPL4
-	binary.NativeEndian.PutUint16(hdr[2:], uint16(hl))
-	binary.NativeEndian.PutUint16(hdr[4:], uint16(size))
-	binary.NativeEndian.PutUint16(hdr[6:], uint16(ipLen))
-	binary.NativeEndian.PutUint16(hdr[8:], 6)
+	putVnet(hdr, GSOUDPL4, hl, size, ipLen, 6)
 	return n
 }
