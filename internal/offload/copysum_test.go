@@ -14,10 +14,7 @@ import (
 // and without the vector loop.
 func TestCopyChecksum(t *testing.T) {
 	src, lengths := sumInputs(1, 1000, 100, 200, 1448)
-	vector := useAVX2
-	defer func() { useAVX2 = vector }()
-	for _, v := range []bool{false, vector} {
-		useAVX2 = v
+	withAndWithoutAVX2(func(v bool) {
 		for _, n := range lengths {
 			for align := range 8 {
 				s := src[align : align+n]
@@ -41,7 +38,7 @@ func TestCopyChecksum(t *testing.T) {
 				}
 			}
 		}
-	}
+	})
 }
 
 // TestChecksumVector compares Checksum with internal/packet's plain one for every
@@ -50,10 +47,7 @@ func TestCopyChecksum(t *testing.T) {
 // below the length from which Checksum takes it.
 func TestChecksumVector(t *testing.T) {
 	buf, lengths := sumInputs(3, 2000, 600, 300, 1500)
-	vector := useAVX2
-	defer func() { useAVX2 = vector }()
-	for _, v := range []bool{false, vector} {
-		useAVX2 = v
+	withAndWithoutAVX2(func(v bool) {
 		for _, n := range lengths {
 			for align := range 8 {
 				for _, start := range []int{align, 2000 + align} {
@@ -77,7 +71,7 @@ func TestChecksumVector(t *testing.T) {
 				}
 			}
 		}
-	}
+	})
 }
 
 // TestSumAt checks the byte swap Split gives a payload sum that starts at an
@@ -115,4 +109,14 @@ func sumInputs(seed uint64, ones, n, short, typical int) (buf []byte, lengths []
 		lengths = append(lengths, r.IntN(65536))
 	}
 	return buf, append(lengths, typical, 65535)
+}
+
+// withAndWithoutAVX2 runs f with the vector loops off, then as the machine allows.
+func withAndWithoutAVX2(f func(vector bool)) {
+	vector := useAVX2
+	defer func() { useAVX2 = vector }()
+	for _, v := range []bool{false, vector} {
+		useAVX2 = v
+		f(v)
+	}
 }
